@@ -1,0 +1,199 @@
+"""Deployments and the crowds that pass them.
+
+A deployment is a van with cameras on a high street for a few hours. Passers arrive as a
+(non-homogeneous) Poisson process at the footfall rate; each is of a demographic group drawn
+from the site's census mix, has their face captured with some probability, gives the camera one
+or more frames, and is on the watchlist with a small probability.
+
+Passers are exchangeable given their group and frame count, so a crowd is drawn as counts per
+(group, frames) cell: the exact distribution of drawing passers one by one, at a cost that does
+not grow with the footfall. Only the few passers who may raise an alert are drawn individually
+(by ``sim.search``), with their arrival times drawn from the footfall profile.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import stats
+
+from . import data as shipped
+from .config import Crowd, Programme
+from .scores import ETHNICITIES, SEXES, Group
+
+
+@dataclass(frozen=True)
+class Site:
+    """One deployment as the simulation runs it."""
+
+    index: int
+    site: str
+    date: str
+    borough: str
+    ward_code: str
+    duration_hours: float
+    footfall_profile: np.ndarray      # passers per hour in equal slices of the deployment
+    capture_rate: float
+    ethnicity_shares: np.ndarray      # over ETHNICITIES
+
+    @property
+    def duration_seconds(self) -> float:
+        return self.duration_hours * 3600.0
+
+    @property
+    def expected_passers(self) -> float:
+        return float(np.mean(self.footfall_profile) * self.duration_hours)
+
+    def group_shares(self, groups: tuple[Group, ...], female_share: float) -> np.ndarray:
+        sex = {"female": female_share, "male": 1.0 - female_share}
+        eth = dict(zip(ETHNICITIES, self.ethnicity_shares, strict=True))
+        shares = np.array([sex[g.sex] * eth[g.ethnicity] for g in groups])
+        return shares / shares.sum()
+
+
+def _shares_array(shares: dict[str, float]) -> np.ndarray:
+    return np.array([shares[e] for e in ETHNICITIES], dtype=float)
+
+
+def _place_shares(ward_code: str, borough: str) -> np.ndarray:
+    if ward_code:
+        return _shares_array(shipped.ward_shares(ward_code))
+    if borough:
+        return _shares_array(shipped.borough_shares(borough))
+    return _shares_array(shipped.london_shares())
+
+
+def met_2024_sites() -> list[dict[str, str]]:
+    """The (site, borough, ward) of each of the Met's 2024 deployments with a known ward."""
+    return [{"site": r["deployment"], "borough": r["borough"], "ward_code": r["ward_code"]}
+            for r in shipped.met_records()
+            if r["date"].startswith("2024") and shipped.has_ward(r["ward_code"])]
+
+
+def realise_programme(programme: Programme, rng: np.random.Generator) -> list[Site]:
+    """The deployments of a programme; a generated programme draws its sites with ``rng``."""
+    if programme.deployments:
+        return [Site(index=i, site=d.site, date=d.date, borough=d.borough, ward_code=d.ward_code,
+                     duration_hours=d.duration_hours,
+                     footfall_profile=np.atleast_1d(np.asarray(d.footfall_per_hour, dtype=float)),
+                     capture_rate=d.capture_rate,
+                     ethnicity_shares=(_shares_array(d.ethnicity_shares) if d.ethnicity_shares
+                                       else _place_shares(d.ward_code, d.borough)))
+                for i, d in enumerate(programme.deployments)]
+    gen = programme.generator
+    assert gen is not None
+    n = gen.weeks * gen.deployments_per_week
+    if gen.sites == "met_2024":
+        pool = met_2024_sites()
+    else:
+        pool = [{"site": s, "borough": s if shipped.has_borough(s) else "",
+                 "ward_code": s if shipped.has_ward(s) else ""} for s in gen.sites]
+    picks = rng.integers(0, len(pool), size=n)
+    if gen.footfall_cv > 0:
+        sigma = np.sqrt(np.log1p(gen.footfall_cv ** 2))
+        footfall = gen.footfall_per_hour * rng.lognormal(-sigma ** 2 / 2, sigma, size=n)
+    else:
+        footfall = np.full(n, gen.footfall_per_hour)
+    start = dt.date.fromisoformat(gen.start_date)
+    sites = []
+    for i in range(n):
+        week, slot = divmod(i, gen.deployments_per_week)
+        day = start + dt.timedelta(days=7 * week + slot % gen.days_per_week)
+        place = pool[picks[i]]
+        sites.append(Site(index=i, site=place["site"], date=day.isoformat(), borough=place["borough"],
+                          ward_code=place["ward_code"], duration_hours=gen.duration_hours,
+                          footfall_profile=np.array([footfall[i]]), capture_rate=gen.capture_rate,
+                          ethnicity_shares=_place_shares(place["ward_code"], place["borough"])))
+    return sites
+
+
+def frames_distribution(crowd: Crowd) -> tuple[np.ndarray, np.ndarray]:
+    """Frame counts 1..M and their probabilities: 1 + Poisson(mean - 1), tail folded into M."""
+    extra = crowd.frames_per_passer - 1.0
+    if extra <= 0:
+        return np.array([1]), np.array([1.0])
+    top = int(stats.poisson.isf(1e-12, extra)) + 1
+    k = np.arange(top + 1)
+    pmf = stats.poisson.pmf(k, extra)
+    pmf[-1] += stats.poisson.sf(top, extra)
+    return k + 1, pmf / pmf.sum()
+
+
+def watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], watchlist_size: int,
+                            watchlist_shares: np.ndarray) -> np.ndarray:
+    """P(a passer of each group is on the watchlist): see ``sim.config.Crowd``."""
+    london = shipped.london_shares()
+    population = np.array([0.5 * london[g.ethnicity] for g in groups])
+    scale = watchlist_size / crowd.prevalence_reference_size
+    return np.clip(crowd.watchlisted_per_passer * scale * watchlist_shares / population, 0.0, 0.5)
+
+
+def watchlist_group_shares(female_share: float, ethnicity_shares: dict[str, float] | str,
+                           groups: tuple[Group, ...]) -> np.ndarray:
+    eth = shipped.london_shares() if ethnicity_shares == "london" else ethnicity_shares
+    sex = {"female": female_share, "male": 1.0 - female_share}
+    shares = np.array([sex[g.sex] * eth[g.ethnicity] for g in groups])
+    return shares / shares.sum()
+
+
+@dataclass(frozen=True)
+class CrowdCounts:
+    """One deployment's crowd, as counts.
+
+    ``nonmated[g, m]`` captured passers of group g with ``frames[m]`` frames who are not on the
+    watchlist; ``mated_group`` and ``mated_frames`` list the captured watchlisted passers.
+    """
+
+    passers: np.ndarray        # (G,) all passers, captured or not
+    nonmated: np.ndarray       # (G, M)
+    mated_group: np.ndarray
+    mated_frames: np.ndarray
+    frames: np.ndarray         # (M,) frame counts of the columns of ``nonmated``
+
+    def faces(self, count_as: str) -> np.ndarray:
+        """Faces seen per group: captured passers, or their frames."""
+        n_groups = self.nonmated.shape[0]
+        if count_as == "frames":
+            nm = self.nonmated @ self.frames
+            mated = np.bincount(self.mated_group, weights=self.mated_frames, minlength=n_groups)
+        else:
+            nm = self.nonmated.sum(axis=1)
+            mated = np.bincount(self.mated_group, minlength=n_groups)
+        return (nm + mated).astype(np.int64)
+
+    def watchlisted(self) -> np.ndarray:
+        return np.bincount(self.mated_group, minlength=self.nonmated.shape[0])
+
+
+def draw_crowd(site: Site, group_shares: np.ndarray, watchlisted: np.ndarray,
+               frames: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> CrowdCounts:
+    """Draw one deployment's crowd as counts (passers, captured, watchlisted, frames)."""
+    values, pmf = frames
+    total = rng.poisson(site.expected_passers)
+    passers = rng.multinomial(total, group_shares)
+    captured = rng.binomial(passers, site.capture_rate)
+    mated = rng.binomial(captured, watchlisted)
+    nonmated = np.stack([rng.multinomial(n, pmf) for n in captured - mated]) if len(values) > 1 \
+        else (captured - mated)[:, None]
+    mated_group = np.repeat(np.arange(len(mated)), mated)
+    mated_frames = values[rng.choice(len(values), size=len(mated_group), p=pmf)] if len(values) > 1 \
+        else np.ones(len(mated_group), dtype=np.int64)
+    return CrowdCounts(passers=passers, nonmated=nonmated.astype(np.int64), mated_group=mated_group,
+                       mated_frames=np.asarray(mated_frames, dtype=np.int64), frames=values)
+
+
+def arrival_seconds(site: Site, count: int, rng: np.random.Generator) -> np.ndarray:
+    """Arrival times (seconds from the start) of ``count`` passers, by the footfall profile."""
+    profile = site.footfall_profile
+    slice_s = site.duration_seconds / len(profile)
+    if len(profile) == 1 or count == 0:
+        return rng.random(count) * site.duration_seconds
+    weights = profile / profile.sum() if profile.sum() > 0 else np.full(len(profile), 1 / len(profile))
+    which = rng.choice(len(profile), size=count, p=weights)
+    return (which + rng.random(count)) * slice_s
+
+
+def default_groups() -> tuple[Group, ...]:
+    return tuple(Group(s, e) for s in SEXES for e in ETHNICITIES)

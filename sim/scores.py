@@ -1,0 +1,271 @@
+"""Score models: how similar a probe face looks to a watchlist entry.
+
+A face-search engine such as NEC NeoFace reports a similarity in [0, 1] and raises an alert when
+the best candidate reaches a threshold (the Met uses 0.60 to 0.64). lfrsim models scores in a
+latent space and maps them to the vendor's scale through a monotone link (the logit): a vendor
+score ``s`` is the latent score ``logit(s)``. Thresholds at 0 and 1 map to -inf and +inf, which
+every function here accepts.
+
+Two kinds of comparison:
+
+* **Genuine (mated)**: a watchlisted passer against their own entry. The latent score is
+  normal with a per-group location and spread, lowered by live-capture quality.
+* **Impostor (non-mated)**: probe ``i`` of group ``g`` against entry ``j`` of group ``h``::
+
+      z = mu[g, h] + probe_effect_i + entry_effect_j + noise_ij
+
+  ``mu`` is higher when probe and entry share sex or ethnicity (Howard et al. 2019) and differs
+  by probe group (NIST IR 8280). Probe effects model faces that attract matches ("wolves"),
+  entry effects the enrolment images that do ("lambs", Doddington et al. 1998). The noise is
+  Gaussian, or Gaussian with a generalised-Pareto upper tail above a knot.
+
+Distributions speak scipy.stats' verbs (``sf``, ``logsf``, ``isf``, ``cdf``, ``rvs``) so tail
+probabilities down to 1e-300 stay exact in log space.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+import numpy as np
+from scipy import special, stats
+
+SEXES = ("female", "male")
+ETHNICITIES = ("asian", "black", "mixed", "white", "other")
+
+
+def to_latent(score: np.ndarray | float) -> np.ndarray:
+    """Vendor score in [0, 1] to the latent (logit) scale; 0 and 1 map to -inf and +inf."""
+    with np.errstate(divide="ignore"):
+        return special.logit(np.asarray(score, dtype=float))
+
+
+def to_vendor(latent: np.ndarray | float) -> np.ndarray:
+    """Latent score back to the vendor's [0, 1] scale."""
+    return special.expit(np.asarray(latent, dtype=float))
+
+
+@dataclass(frozen=True)
+class Group:
+    """A demographic group of passers and of watchlist entries."""
+
+    sex: str
+    ethnicity: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.sex}_{self.ethnicity}"
+
+
+DEFAULT_GROUPS: tuple[Group, ...] = tuple(Group(s, e) for s in SEXES for e in ETHNICITIES)
+
+
+class Noise(Protocol):
+    """The distribution of one impostor comparison's noise term (scipy.stats verbs)."""
+
+    def sf(self, x: np.ndarray) -> np.ndarray: ...
+    def logsf(self, x: np.ndarray) -> np.ndarray: ...
+    def logcdf(self, x: np.ndarray) -> np.ndarray: ...
+    def pdf(self, x: np.ndarray) -> np.ndarray: ...
+    def isf(self, q: np.ndarray) -> np.ndarray: ...
+    def ppf(self, q: np.ndarray) -> np.ndarray: ...
+    def rvs(self, rng: np.random.Generator, size: int | tuple[int, ...]) -> np.ndarray: ...
+
+
+@dataclass(frozen=True)
+class GaussianNoise:
+    """Normal noise with standard deviation ``scale`` (latent units)."""
+
+    scale: float
+
+    def sf(self, x):
+        return stats.norm.sf(x, scale=self.scale)
+
+    def logsf(self, x):
+        return stats.norm.logsf(x, scale=self.scale)
+
+    def logcdf(self, x):
+        return stats.norm.logcdf(x, scale=self.scale)
+
+    def pdf(self, x):
+        return stats.norm.pdf(x, scale=self.scale)
+
+    def isf(self, q):
+        return stats.norm.isf(q, scale=self.scale)
+
+    def ppf(self, q):
+        return stats.norm.ppf(q, scale=self.scale)
+
+    def rvs(self, rng, size):
+        return rng.normal(0.0, self.scale, size)
+
+
+@dataclass(frozen=True)
+class ParetoTailNoise:
+    """Normal body with a generalised-Pareto upper tail above ``knot`` standard deviations.
+
+    The tail's scale is chosen so that the density is continuous at the knot; ``shape`` > 0 gives
+    a heavier tail than the normal (more extreme impostor scores), ``shape`` = 0 an exponential
+    one. Below the knot this is exactly the normal.
+    """
+
+    scale: float
+    knot: float
+    shape: float
+    _u: float = field(init=False)
+    _su: float = field(init=False)
+    _beta: float = field(init=False)
+
+    def __post_init__(self) -> None:
+        u = self.knot * self.scale
+        su = float(stats.norm.sf(self.knot))
+        beta = su * self.scale / float(stats.norm.pdf(self.knot))
+        object.__setattr__(self, "_u", u)
+        object.__setattr__(self, "_su", su)
+        object.__setattr__(self, "_beta", beta)
+
+    def _tail_logsf(self, x):
+        y = np.maximum(x - self._u, 0.0) / self._beta
+        if self.shape == 0.0:
+            return np.log(self._su) - y
+        return np.log(self._su) - np.log1p(self.shape * y) / self.shape
+
+    def logsf(self, x):
+        x = np.asarray(x, dtype=float)
+        body = stats.norm.logsf(x, scale=self.scale)
+        return np.where(x > self._u, self._tail_logsf(x), body)
+
+    def sf(self, x):
+        return np.exp(self.logsf(x))
+
+    def logcdf(self, x):
+        x = np.asarray(x, dtype=float)
+        return np.where(x > self._u, np.log1p(-np.exp(self._tail_logsf(x))),
+                        stats.norm.logcdf(x, scale=self.scale))
+
+    def pdf(self, x):
+        x = np.asarray(x, dtype=float)
+        y = np.maximum(x - self._u, 0.0) / self._beta
+        tail = self._su / self._beta * (1.0 + self.shape * y) ** (-1.0 / self.shape - 1.0) \
+            if self.shape != 0.0 else self._su / self._beta * np.exp(-y)
+        return np.where(x > self._u, tail, stats.norm.pdf(x, scale=self.scale))
+
+    def isf(self, q):
+        q = np.asarray(q, dtype=float)
+        body = stats.norm.isf(q, scale=self.scale)
+        ratio = np.clip(q / self._su, 1e-300, 1.0)
+        if self.shape == 0.0:
+            tail = self._u - self._beta * np.log(ratio)
+        else:
+            tail = self._u + self._beta / self.shape * (ratio ** (-self.shape) - 1.0)
+        return np.where(q < self._su, tail, body)
+
+    def ppf(self, q):
+        return self.isf(1.0 - np.asarray(q, dtype=float))
+
+    def rvs(self, rng, size):
+        return self.isf(rng.random(size))
+
+
+@dataclass(frozen=True)
+class EntryEffects:
+    """Enrolment-image effects of watchlist entries: normal, plus a share of "lambs" shifted up."""
+
+    sd: float
+    lamb_share: float
+    lamb_shift: float
+
+    def cdf(self, x: np.ndarray) -> np.ndarray:
+        x = np.asarray(x, dtype=float)
+        if self.sd == 0.0:
+            base = (x >= 0.0).astype(float)
+            lamb = (x >= self.lamb_shift).astype(float)
+        else:
+            base = stats.norm.cdf(x, scale=self.sd)
+            lamb = stats.norm.cdf(x - self.lamb_shift, scale=self.sd)
+        return (1.0 - self.lamb_share) * base + self.lamb_share * lamb
+
+    def support(self) -> tuple[float, float]:
+        """An interval holding all but ~1e-12 of the probability."""
+        spread = 7.5 * self.sd
+        return min(0.0, self.lamb_shift) - spread, max(0.0, self.lamb_shift) + spread
+
+    def rvs(self, rng: np.random.Generator, size: int) -> np.ndarray:
+        lamb = rng.random(size) < self.lamb_share
+        return rng.normal(0.0, self.sd, size) + np.where(lamb, self.lamb_shift, 0.0)
+
+
+@dataclass(frozen=True)
+class ScoreModel:
+    """Latent score distributions for a set of groups: the matcher as the simulator sees it.
+
+    ``impostor_location[g, h]`` is the mean latent impostor score of a probe of group ``g``
+    against an entry of group ``h`` (before probe and entry effects); ``genuine_location[g]`` and
+    ``genuine_sd[g]`` describe mated scores, already lowered by live-capture quality.
+    """
+
+    groups: tuple[Group, ...]
+    impostor_location: np.ndarray
+    noise: GaussianNoise | ParetoTailNoise
+    probe_effect_sd: float
+    entry_effects: EntryEffects
+    genuine_location: np.ndarray
+    genuine_sd: np.ndarray
+
+    @property
+    def group_names(self) -> tuple[str, ...]:
+        return tuple(g.name for g in self.groups)
+
+    def genuine_logsf(self, g: int, t: np.ndarray, looks: np.ndarray | float = 1.0) -> np.ndarray:
+        """log P(best of ``looks`` genuine scores >= t) for a passer of group ``g``."""
+        logcdf = stats.norm.logcdf(t, loc=self.genuine_location[g], scale=self.genuine_sd[g])
+        return np.log(-np.expm1(np.asarray(looks) * logcdf))
+
+    def genuine_cdf(self, g: int, t: np.ndarray, looks: np.ndarray | float = 1.0) -> np.ndarray:
+        """P(best of ``looks`` genuine scores < t)."""
+        logcdf = stats.norm.logcdf(t, loc=self.genuine_location[g], scale=self.genuine_sd[g])
+        return np.exp(np.asarray(looks) * logcdf)
+
+    def genuine_rvs(self, g: np.ndarray, looks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Best-of-``looks`` genuine latent scores for passers of groups ``g`` (order statistics)."""
+        u = rng.random(len(g))
+        # max of k iid draws: F^-1(U^(1/k)), done in log space to stay exact for large k
+        q = -np.expm1(np.log(u) / looks)
+        return self.genuine_location[g] + self.genuine_sd[g] * stats.norm.isf(q)
+
+
+def effective_looks(frames: np.ndarray, frame_correlation: float) -> np.ndarray:
+    """Independent looks a passer gives the matcher: 1 + (frames - 1)(1 - correlation).
+
+    Frames of one passer are strongly correlated; with correlation 1 extra frames add nothing,
+    with 0 each frame is a fresh, independent search.
+    """
+    return 1.0 + (np.asarray(frames, dtype=float) - 1.0) * (1.0 - frame_correlation)
+
+
+def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreModel:
+    """Build the score model of ``groups`` from ``ScoreParameters`` (``sim.config``).
+
+    mu[g, h] = base + probe shifts of g + entry shifts of h + same-sex and same-ethnicity shifts.
+    """
+    n = len(groups)
+    mu = np.full((n, n), params.impostor_location, dtype=float)
+    for i, g in enumerate(groups):
+        mu[i, :] += params.probe_ethnicity_shift[g.ethnicity] + (params.probe_female_shift if g.sex == "female" else 0.0)
+        for j, h in enumerate(groups):
+            mu[i, j] += params.entry_ethnicity_shift[h.ethnicity] + (
+                params.entry_female_shift if h.sex == "female" else 0.0)
+            mu[i, j] += params.same_sex_shift * (g.sex == h.sex)
+            mu[i, j] += params.same_ethnicity_shift * (g.ethnicity == h.ethnicity)
+    if params.tail == "pareto":
+        noise: GaussianNoise | ParetoTailNoise = ParetoTailNoise(params.impostor_sd, params.tail_knot_sd,
+                                                                 params.tail_shape)
+    else:
+        noise = GaussianNoise(params.impostor_sd)
+    genuine = np.array([params.genuine_location + params.genuine_ethnicity_shift[g.ethnicity]
+                        + (params.genuine_female_shift if g.sex == "female" else 0.0) for g in groups])
+    return ScoreModel(groups=groups, impostor_location=mu, noise=noise,
+                      probe_effect_sd=params.probe_effect_sd,
+                      entry_effects=EntryEffects(params.entry_effect_sd, params.lamb_share, params.lamb_shift),
+                      genuine_location=genuine, genuine_sd=np.full(n, params.genuine_sd))

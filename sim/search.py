@@ -1,0 +1,292 @@
+"""Fast 1:N search: the best impostor score of each passer without comparing them with N entries.
+
+A live camera compares every face with every watchlist entry and alerts when the best candidate
+reaches the threshold. Done literally that is N score draws per face. The simulator needs only the
+*best* score, and only for the few passers whose best score could matter.
+
+For a probe of group ``g`` with probe effect ``p``, entries are independent given the probe, so
+the best impostor score ``I`` has
+
+    P(I < t | p) = prod_entries F(t - p - mu[g, h] - e_j) = exp(-H_g(t - p)),
+
+with the *hazard* ``H_g(x) = -sum_(h, bins) n[h, b] log F(x - mu[g, h] - e_b)``. ``SearchTable``
+tabulates ``log H_g`` once per watchlist on a grid whose step equals the entry-effect bin width,
+by one convolution per (probe group, entry group) pair; after that, nothing costs more for a
+watchlist of 10^7 entries than for one of 10^2.
+
+A passer is scored one by one only if their best score clears ``score_floor``: the number of such
+passers in each (group, looks) cell is binomial with the exact exceedance probability, their
+probe effects are drawn from the posterior given the exceedance, and their best score by
+inverting the hazard. Everyone else provably raises no alert at any threshold at or above the
+floor. Probe effects live on the same grid (a discretised normal), which makes the exact
+expectations a convolution too:
+
+    S_g(t) = P(I >= t) = sum_i w_i * (1 - exp(-k * H_g(t - p_i)))   (k looks per passer)
+
+computed with ``expm1`` so that rates down to 1e-300 keep their precision.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+from scipy import stats
+
+from .scores import ScoreModel
+from .watchlist import Watchlist
+
+HAZARD_HIGH = 50.0     # P(best < x) <= exp(-50) below the grid: treated as certain
+HAZARD_LOW = 1e-30     # grid ends where the hazard falls below this; beyond it, log-linear tail
+PROBE_SPAN_SD = 8.0
+
+
+@dataclass(frozen=True)
+class SearchTable:
+    """Tabulated best-impostor hazards for one score model and one watchlist.
+
+    Grid point ``j`` is the latent score ``x0 + j * step``; ``log_hazard[g, j]`` is
+    ``log H_g`` there for a probe with zero probe effect. Probe effects are ``offsets * step``
+    with probabilities ``weights``. ``floor_index`` is the grid point of the search floor.
+    """
+
+    model: ScoreModel
+    watchlist_size: int
+    x0: float
+    step: float
+    log_hazard: np.ndarray
+    offsets: np.ndarray
+    weights: np.ndarray
+    floor_index: int
+    _exceed_cache: dict = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def floor(self) -> float:
+        return self.x0 + self.floor_index * self.step
+
+    @property
+    def grid(self) -> np.ndarray:
+        return self.x0 + self.step * np.arange(self.log_hazard.shape[1])
+
+    # -- the hazard and its inverse -------------------------------------------------------
+
+    def _padded(self, pad: int) -> np.ndarray:
+        """log H on the grid extended by ``pad`` points each side (log-linear beyond the top)."""
+        lh = self.log_hazard
+        lo = np.repeat(lh[:, :1], pad, axis=1)
+        slope = lh[:, -1:] - lh[:, -2:-1]
+        hi = lh[:, -1:] + slope * np.arange(1, pad + 1)
+        return np.concatenate([lo, lh, hi], axis=1)
+
+    def log_hazard_at(self, g: np.ndarray, x: np.ndarray) -> np.ndarray:
+        """log H_g(x) at arbitrary latent x (linear interpolation of log H on the grid)."""
+        g = np.asarray(g, dtype=np.int64)
+        pos = (np.asarray(x, dtype=float) - self.x0) / self.step
+        last = self.log_hazard.shape[1] - 1
+        j = np.clip(np.floor(np.nan_to_num(pos, posinf=last, neginf=0.0)), 0, last - 1).astype(np.int64)
+        frac = pos - j
+        a = self.log_hazard[g, j]
+        b = self.log_hazard[g, j + 1]
+        out = a + (b - a) * frac
+        out = np.where(pos < 0, self.log_hazard[g, 0], out)
+        with np.errstate(invalid="ignore"):
+            out = np.where(np.isposinf(pos), -np.inf, out)
+        return out
+
+    def invert_hazard(self, g: np.ndarray, log_h: np.ndarray) -> np.ndarray:
+        """The latent x with log H_g(x) = log_h (H is decreasing); -inf below the grid."""
+        g = np.asarray(g, dtype=np.int64)
+        log_h = np.asarray(log_h, dtype=float)
+        out = np.empty(log_h.shape)
+        grid = self.grid
+        for group in np.unique(g):
+            sel = g == group
+            lh = self.log_hazard[group]
+            # increasing arrays for np.interp: walk the grid from the top down
+            xp, fp = lh[::-1], grid[::-1]
+            target = log_h[sel]
+            x = np.interp(target, xp, fp)
+            slope = (lh[-1] - lh[-2]) / self.step
+            above = target < lh[-1]
+            x[above] = grid[-1] + (target[above] - lh[-1]) / slope
+            x[target > lh[0]] = -np.inf
+            out[sel] = x
+        return out
+
+    # -- exact probabilities ---------------------------------------------------------------
+
+    def exceedance(self, looks: float) -> np.ndarray:
+        """S_g(x_j) = P(best impostor >= x_j) for a random probe of each group; shape (G, J)."""
+        key = float(looks)
+        if key not in self._exceed_cache:
+            pad = int(np.abs(self.offsets).max(initial=0))
+            padded = -np.expm1(-looks * np.exp(self._padded(pad)))
+            n = self.log_hazard.shape[1]
+            s = np.zeros_like(self.log_hazard)
+            for off, w in zip(self.offsets, self.weights, strict=True):
+                # probe effect p = off*step: P(I >= x | p) = a(H(x - p))
+                s += w * padded[:, pad - off: pad - off + n]
+            self._exceed_cache[key] = s
+        return self._exceed_cache[key]
+
+    def impostor_sf(self, g: int, t: np.ndarray, looks: float = 1.0) -> np.ndarray:
+        """P(best impostor score >= t) for a probe of group ``g`` (log-linear between grid points)."""
+        return np.exp(self.impostor_logsf(g, t, looks))
+
+    def impostor_logsf(self, g: int, t: np.ndarray, looks: float = 1.0) -> np.ndarray:
+        s = self.exceedance(looks)[g]
+        with np.errstate(divide="ignore"):
+            log_s = np.log(s)
+        t = np.asarray(t, dtype=float)
+        pos = (t - self.x0) / self.step
+        last = len(s) - 1
+        finite_pos = np.nan_to_num(pos, posinf=last, neginf=0.0)
+        j = np.clip(np.floor(finite_pos), 0, last - 1).astype(np.int64)
+        frac = np.clip(finite_pos - j, 0.0, None)
+        a, b = log_s[j], log_s[j + 1]
+        with np.errstate(invalid="ignore"):
+            out = np.where(np.isfinite(a) & np.isfinite(b), a + (b - a) * frac, np.where(frac < 0.5, a, b))
+            slope = log_s[-1] - log_s[-2] if np.isfinite(log_s[-2]) else -np.inf
+            out = np.where(pos > last, log_s[-1] + slope * (pos - last), out)
+        out = np.where(pos < 0, log_s[0], out)
+        out = np.where(np.isposinf(t), -np.inf, out)
+        return np.minimum(out, 0.0)
+
+    def mated_alert_probabilities(self, g: int, t: float, looks: float = 1.0) -> tuple[float, float]:
+        """(P(true alert), P(false alert)) at threshold t for a watchlisted passer of group g.
+
+        True: own entry is the best candidate and reaches t. False: another entry beats the own
+        entry and reaches t. Genuine and impostor scores are independent given the probe.
+        """
+        m = self.model
+        s_grid = self.exceedance(looks)[g]
+        grid = self.grid
+        hi = max(grid[-1], m.genuine_location[g] + 12 * m.genuine_sd[g])
+        if not np.isfinite(t):
+            return 0.0, 0.0
+        lo = max(t, grid[0])
+        pts = np.concatenate([[lo], grid[(grid > lo) & (grid < hi)], [hi]])
+        gen_cdf = m.genuine_cdf(g, pts, looks)
+        imp_sf = np.exp(self.impostor_logsf(g, pts, looks))
+        mid_imp = 0.5 * (imp_sf[:-1] + imp_sf[1:])
+        mid_gen = 0.5 * (gen_cdf[:-1] + gen_cdf[1:])
+        p_true = float(np.sum(np.diff(gen_cdf) * (1.0 - mid_imp)) + (1.0 - gen_cdf[-1]))
+        p_false = float(np.sum(-np.diff(imp_sf) * mid_gen) + imp_sf[-1])
+        del s_grid
+        return min(max(p_true, 0.0), 1.0), min(max(p_false, 0.0), 1.0)
+
+    # -- sampling --------------------------------------------------------------------------
+
+    def floor_exceedance(self, looks: float) -> np.ndarray:
+        """P(best impostor >= floor) per probe group, for ``looks`` independent looks."""
+        return self.exceedance(looks)[:, self.floor_index]
+
+    def draw_exceeders(self, g: int, looks: float, count: int, rng: np.random.Generator
+                       ) -> tuple[np.ndarray, np.ndarray]:
+        """Probe effects and best impostor scores of ``count`` passers known to clear the floor."""
+        if count == 0:
+            return np.empty(0), np.empty(0)
+        j = self.floor_index - self.offsets
+        lh = self.log_hazard[g, np.clip(j, 0, self.log_hazard.shape[1] - 1)]
+        a = -np.expm1(-looks * np.exp(lh))
+        post = self.weights * a
+        post = post / post.sum()
+        pick = rng.choice(len(post), size=count, p=post)
+        p = self.offsets[pick] * self.step
+        a_i = a[pick]
+        v = rng.random(count)
+        # best score given best >= floor: solve k*H(x) = -log(1 - (1 - v) * a), in log space
+        log_target = np.log(-np.log1p(-(1.0 - v) * a_i) / looks)
+        x = self.invert_hazard(np.full(count, g), log_target)
+        return p, np.maximum(x + p, self.floor)
+
+    def draw_best_impostor(self, g: np.ndarray, looks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        """Unconditional best impostor scores (latent) of probes of groups ``g``; -inf below the grid."""
+        n = len(g)
+        if n == 0:
+            return np.empty(0)
+        p = self.offsets[rng.choice(len(self.weights), size=n, p=self.weights)] * self.step
+        v = rng.random(n)
+        log_target = np.log(-np.log(v) / looks)
+        return self.invert_hazard(g, log_target) + p
+
+
+def _hazard_grid_bounds(model: ScoreModel, watchlist: Watchlist, floor: float) -> tuple[float, float]:
+    """The latent range the table must cover: from where a match is certain to where none is."""
+    n = max(watchlist.size, 1)
+    effects = watchlist.effects[watchlist.counts.sum(axis=0) > 0]
+    top = float(model.impostor_location.max() + (effects.max() if effects.size else 0.0))
+    # below `certain`, H >= HAZARD_HIGH from the most attractive entries alone
+    certain = top + float(model.noise.isf(-np.expm1(-HAZARD_HIGH / n)))
+    hi = top + float(model.noise.isf(HAZARD_LOW / n))
+    span = PROBE_SPAN_SD * model.probe_effect_sd
+    # nothing is ever evaluated below floor - span: a score there cannot reach the floor
+    lo = max(certain, floor - span) if np.isfinite(floor) else certain
+    anchor = floor if np.isfinite(floor) and floor >= lo else lo
+    return lo, max(hi, anchor + span + 2 * watchlist.bin_width)
+
+
+def build_search_table(model: ScoreModel, watchlist: Watchlist, floor: float,
+                       max_points: int = 200_000) -> SearchTable:
+    """Tabulate log H_g for every probe group on a grid anchored at the latent ``floor``."""
+    step = watchlist.bin_width
+    lo, hi = _hazard_grid_bounds(model, watchlist, floor)
+    anchor = floor if np.isfinite(floor) and floor >= lo else lo
+    below = int(np.ceil((anchor - lo) / step))
+    above = int(np.ceil((hi - anchor) / step))
+    if below + above + 1 > max_points:
+        raise ValueError(f"search grid of {below + above + 1} points; raise the score floor")
+    x0 = anchor - below * step
+    n_points = below + above + 1
+    counts = watchlist.counts.astype(float)
+    n_bins = counts.shape[1]
+    e_first = watchlist.first_bin * step
+    n_groups = len(model.groups)
+    hazard = np.zeros((n_groups, n_points))
+    # d_i = x_j - e_k - mu with i = j - k + (K - 1): one kernel per (g, h) shared by all bins
+    i = np.arange(n_points + n_bins - 1)
+    base = x0 - e_first + (i - (n_bins - 1)) * step
+    kernels: dict[float, np.ndarray] = {}
+    for g in range(n_groups):
+        for h in range(n_groups):
+            if not counts[h].any():
+                continue
+            mu = float(model.impostor_location[g, h])
+            if mu not in kernels:
+                kernels[mu] = -model.noise.logcdf(base - mu)
+            hazard[g] += np.convolve(counts[h], kernels[mu], mode="valid")
+    with np.errstate(divide="ignore"):
+        log_hazard = np.log(hazard)
+    # below the smallest double the hazard is zero: continue the log-linear tail instead
+    for g in range(n_groups):
+        row = log_hazard[g]
+        bad = ~np.isfinite(row)
+        if bad.any() and (~bad).sum() >= 2:
+            last_good = np.flatnonzero(~bad)[-1]
+            slope = row[last_good] - row[last_good - 1]
+            idx = np.flatnonzero(bad)
+            row[idx] = row[last_good] + slope * (idx - last_good)
+        elif bad.all():
+            row[:] = -745.0 - np.arange(len(row))
+    sd = model.probe_effect_sd
+    if sd > 0:
+        half = int(np.ceil(PROBE_SPAN_SD * sd / step))
+        offsets = np.arange(-half, half + 1)
+        weights = stats.norm.pdf(offsets * step, scale=sd)
+        weights /= weights.sum()
+    else:
+        offsets, weights = np.zeros(1, dtype=np.int64), np.ones(1)
+    return SearchTable(model=model, watchlist_size=watchlist.size, x0=x0, step=step,
+                       log_hazard=log_hazard, offsets=offsets, weights=weights, floor_index=below)
+
+
+def brute_force_best_impostor(model: ScoreModel, entry_groups: np.ndarray, entry_effects: np.ndarray,
+                              probe_groups: np.ndarray, probe_effects: np.ndarray,
+                              rng: np.random.Generator, looks: int = 1) -> np.ndarray:
+    """Best impostor scores by comparing each probe with every entry, ``looks`` times: the reference."""
+    best = np.full(len(probe_groups), -np.inf)
+    for i, (g, p) in enumerate(zip(probe_groups, probe_effects, strict=True)):
+        mean = model.impostor_location[g, entry_groups] + p + entry_effects
+        for _ in range(looks):
+            best[i] = max(best[i], float(np.max(mean + model.noise.rvs(rng, len(mean)))))
+    return best
