@@ -231,11 +231,13 @@ class Matcher(Frozen):
     ``parameters`` names a score-parameter file (``"calibrated"`` is the one shipped in
     ``sim/data``; a path is read relative to the experiment file); ``[matcher.scores]`` overrides
     single parameters. Passers whose best impostor score is below ``score_floor`` are never
-    scored one by one: it must not exceed any threshold of interest.
+    scored one by one: it must not exceed any threshold of interest. Left out (or ``"auto"``), it
+    is the lowest threshold the experiment uses, sweep included, and the resolved config records
+    the value, so a reviewer's re-run draws exactly the same passers.
     """
 
     threshold: Score = 0.64
-    score_floor: Score = 0.40
+    score_floor: Score = 0.64
     parameters: str = "calibrated"
     scores: ScoreParameters = Field(default_factory=ScoreParameters)
 
@@ -454,10 +456,35 @@ def _format_error(err: dict[str, Any]) -> str:
     return f"{where}: {message}"
 
 
+def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
+    """Fill in ``matcher.score_floor = "auto"`` (or absent) with the lowest threshold in use."""
+    matcher = data.get("matcher", {})
+    if not isinstance(matcher, dict) or matcher.get("score_floor", "auto") != "auto":
+        return data
+    thresholds: list[float] = []
+    base = matcher.get("threshold", Matcher.model_fields["threshold"].default)
+    swept = ((data.get("sweep") or {}).get("parameters") or {}).get("matcher.threshold") \
+        if isinstance(data.get("sweep"), dict) else None
+    try:
+        if isinstance(swept, list):
+            thresholds += [float(v) for v in swept]
+        elif isinstance(swept, dict):
+            thresholds.append(float(swept["start"]))
+        else:
+            thresholds.append(float(base))
+    except (TypeError, ValueError, KeyError):
+        return {**data, "matcher": {k: v for k, v in matcher.items() if k != "score_floor"}}
+    floor = min(thresholds)
+    if not (0.0 <= floor <= 1.0):
+        return {**data, "matcher": {k: v for k, v in matcher.items() if k != "score_floor"}}
+    return {**data, "matcher": {**matcher, "score_floor": floor}}
+
+
 def from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Experiment:
     """Validate plain data into an Experiment, or raise ConfigError listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError(["experiment: expected a table of sections"])
+    data = _resolve_floor(data)
     try:
         experiment = Experiment.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:

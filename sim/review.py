@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import simpy
-from scipy import special, stats
+from scipy import special
 
 from .config import Review
 
@@ -56,7 +56,7 @@ def _gamma_times(mean: float, cv: float, u: np.ndarray) -> np.ndarray:
     if cv <= 0:
         return np.full_like(u, mean)
     shape = 1.0 / cv ** 2
-    return stats.gamma.ppf(u, shape, scale=mean / shape)
+    return special.gammaincinv(shape, u) * (mean / shape)
 
 
 def _confirm_probability(review: Review, alerts: Alerts) -> np.ndarray:

@@ -229,7 +229,7 @@ def _implied_threshold(experiment: Experiment, table: SearchTable, nonmated_cell
     if cmp_ is None or faces <= 0:
         return float("nan")
     target = cmp_.false_alerts / cmp_.faces
-    grid = np.linspace(experiment.matcher.score_floor, 0.999, 800)
+    grid = np.linspace(0.30, 0.999, 1400)
     lat = to_latent(grid)
     expected = np.zeros_like(grid)
     for k, counts in nonmated_cells.items():

@@ -220,8 +220,8 @@ def _hazard_grid_bounds(model: ScoreModel, watchlist: Watchlist, floor: float) -
     certain = top + float(model.noise.isf(-np.expm1(-HAZARD_HIGH / n)))
     hi = top + float(model.noise.isf(HAZARD_LOW / n))
     span = PROBE_SPAN_SD * model.probe_effect_sd
-    # nothing is ever evaluated below floor - span: a score there cannot reach the floor
-    lo = max(certain, floor - span) if np.isfinite(floor) else certain
+    # from where a match above is certain, so exact rates hold below the floor too
+    lo = certain
     anchor = floor if np.isfinite(floor) and floor >= lo else lo
     return lo, max(hi, anchor + span + 2 * watchlist.bin_width)
 
