@@ -125,6 +125,9 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
                        seed: int | None = None) -> dict[float, dict[str, np.ndarray | float]]:
     """Simulate one replicate; for each threshold, metrics by group (arrays) and programme-wide."""
     seed = experiment.experiment.seed if seed is None else seed
+    if min(thresholds) < experiment.matcher.score_floor:
+        raise ValueError(f"thresholds below matcher.score_floor ({experiment.matcher.score_floor}) "
+                         "would miss passers the search never scored")
     groups = default_groups()
     n_groups = len(groups)
     model = score_model(experiment.matcher.scores, groups)
