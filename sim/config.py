@@ -253,6 +253,8 @@ class Matcher(Frozen):
         overrides = data.get("scores", {})
         if not isinstance(overrides, dict):
             return data
+        if set(ScoreParameters.model_fields) <= set(overrides):
+            return data  # every parameter given (a resolved config): the file cannot add anything
         try:
             from_file = shipped.score_parameters(name, base_dir)
         except (OSError, ValueError) as exc:
@@ -363,10 +365,12 @@ class Experiment(Frozen):
         return self.model_dump(mode="json", exclude_none=True)
 
     def to_toml(self) -> str:
-        """The fully resolved experiment as TOML; ``from_toml`` reads it back to an equal object."""
-        data = self.to_dict()
-        data["matcher"]["parameters"] = "inline"
-        return tomli_w.dumps(data)
+        """The fully resolved experiment as TOML; ``from_toml`` reads it back to an equal object.
+
+        Every score parameter is written out, so the named parameter file is kept as a record only:
+        reading the TOML back never opens it.
+        """
+        return tomli_w.dumps(self.to_dict())
 
     @classmethod
     def from_toml(cls, text: str, base_dir: Path | None = None) -> Experiment:
