@@ -120,14 +120,16 @@ class ProgrammeGenerator(Frozen):
     """A programme drawn at random: ``deployments_per_week`` over ``weeks`` weeks.
 
     ``sites`` is ``"met_2024"`` (the wards of the Met's 2024 deployments, drawn as often as they
-    were used) or a list of London boroughs or ward codes, drawn uniformly.
+    were used), ``"six_zones_2025"`` (the town-centre wards of the six zones named when the Met
+    announced its expansion in 2025: Brixton, Kingston, Ealing, Finsbury Park, Southwark and
+    Spitalfields, drawn uniformly) or a list of London boroughs or ward codes, drawn uniformly.
     """
 
     weeks: int = Field(default=52, ge=1, le=520)
     deployments_per_week: int = Field(default=4, ge=1, le=100)
     days_per_week: int = Field(default=2, ge=1, le=7)
     start_date: str = "2025-01-06"
-    sites: Literal["met_2024"] | list[str] = "met_2024"
+    sites: Literal["met_2024", "six_zones_2025"] | list[str] = "met_2024"
     duration_hours: float = Field(default=5.5, gt=0.0, le=24.0, allow_inf_nan=False)
     footfall_per_hour: float = Field(default=2700.0, ge=0.0, le=1e7, allow_inf_nan=False)
     footfall_cv: float = Field(default=0.0, ge=0.0, le=5.0, allow_inf_nan=False)

@@ -65,6 +65,17 @@ def _place_shares(ward_code: str, borough: str) -> np.ndarray:
     return _shares_array(shipped.london_shares())
 
 
+# Town-centre wards of the six zones named in the Met's 2025 expansion announcement
+SIX_ZONES_2025 = {
+    "Brixton": "E05014098",          # Brixton Windrush, Lambeth
+    "Kingston": "E05013938",         # Kingston Town, Kingston upon Thames
+    "Ealing": "E05013520",           # Ealing Broadway, Ealing
+    "Finsbury Park": "E05013703",    # Finsbury Park, Islington
+    "Southwark": "E05011095",        # Borough & Bankside (London Bridge), Southwark
+    "Spitalfields": "E05009333",     # Spitalfields & Banglatown, Tower Hamlets
+}
+
+
 def met_2024_sites() -> list[dict[str, str]]:
     """The (site, borough, ward) of each of the Met's 2024 deployments with a known ward."""
     return [{"site": r["deployment"], "borough": r["borough"], "ward_code": r["ward_code"]}
@@ -87,6 +98,9 @@ def realise_programme(programme: Programme, rng: np.random.Generator) -> list[Si
     n = gen.weeks * gen.deployments_per_week
     if gen.sites == "met_2024":
         pool = met_2024_sites()
+    elif gen.sites == "six_zones_2025":
+        pool = [{"site": name, "borough": shipped.census()[0][code]["borough"], "ward_code": code}
+                for name, code in SIX_ZONES_2025.items()]
     else:
         pool = [{"site": s, "borough": s if shipped.has_borough(s) else "",
                  "ward_code": s if shipped.has_ward(s) else ""} for s in gen.sites]
