@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import difflib
 import math
+import numbers
+import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -49,17 +51,46 @@ class ConfigError(ValueError):
 
 
 class Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True)
+    """A frozen section that refuses unknown keys and values of the wrong type.
+
+    Types are strict: ``size = "16000"`` or ``capture_rate = true`` are errors, not silently
+    converted. A float that is a whole number is accepted where a count is due, because TOML
+    writes ``3e6`` as a float.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid", validate_default=True, strict=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _whole_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        field = cls.model_fields.get(info.field_name or "")
+        if field is None or field.annotation is not int or isinstance(value, bool):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        if isinstance(value, numbers.Integral):
+            return int(value)
+        return value
 
 
 def _check_shares(shares: dict[str, float]) -> dict[str, float]:
-    unknown = sorted(set(shares) - set(ETHNICITIES))
-    if unknown:
-        raise ValueError(f"unknown ethnicity {unknown[0]!r}; allowed: {', '.join(ETHNICITIES)}")
+    _known_ethnicities(shares)
     total = sum(shares.values())
     if not math.isclose(total, 1.0, abs_tol=1e-6):
-        raise ValueError(f"shares must sum to 1, got {total:.6g}")
+        raise ValueError(f"shares must sum to 1, got {total:.6g} ({_listed(shares)})")
     return {e: float(shares.get(e, 0.0)) for e in ETHNICITIES}
+
+
+def _known_ethnicities(values: dict[str, float]) -> None:
+    unknown = sorted(set(values) - set(ETHNICITIES))
+    if unknown:
+        near = difflib.get_close_matches(unknown[0], ETHNICITIES, n=1)
+        hint = f"; did you mean {near[0]!r}?" if near else ""
+        raise ValueError(f"keys must be among {', '.join(ETHNICITIES)}, got {unknown[0]!r}{hint}")
+
+
+def _listed(values: dict[str, float]) -> str:
+    return ", ".join(f"{k} = {v:g}" for k, v in values.items()) or "no groups"
 
 
 EthnicityShares = dict[str, Probability]
@@ -97,7 +128,7 @@ class Deployment(Frozen):
     @classmethod
     def _profile_not_empty(cls, v):
         if isinstance(v, list) and not v:
-            raise ValueError("an hourly profile needs at least one value")
+            raise ValueError("an hourly profile must have at least one value, got []")
         return v
 
     @field_validator("ethnicity_shares")
@@ -108,11 +139,12 @@ class Deployment(Frozen):
     @model_validator(mode="after")
     def _known_place(self):
         if self.ward_code and not shipped.has_ward(self.ward_code):
-            raise ValueError(f"ward_code {self.ward_code!r} is not a London ward in the 2021 census")
+            raise ValueError(f"ward_code: must be a London ward code of the 2021 census (e.g. 'E05000026'), "
+                             f"got {self.ward_code!r}")
         if self.borough and not shipped.has_borough(self.borough):
             near = difflib.get_close_matches(self.borough, shipped.boroughs(), n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise ValueError(f"borough {self.borough!r} is not a London borough{hint}")
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            raise ValueError(f"borough: must be a London borough, got {self.borough!r}{hint}")
         return self
 
 
@@ -140,12 +172,12 @@ class ProgrammeGenerator(Frozen):
     def _sites_known(cls, v):
         if isinstance(v, list):
             if not v:
-                raise ValueError("give at least one borough or ward code, or 'met_2024'")
+                raise ValueError("must be 'met_2024' or at least one London borough or ward code, got []")
             for site in v:
                 if not (shipped.has_borough(site) or shipped.has_ward(site)):
                     near = difflib.get_close_matches(site, shipped.boroughs(), n=1)
-                    hint = f" (did you mean {near[0]!r}?)" if near else ""
-                    raise ValueError(f"{site!r} is neither a London borough nor a ward code{hint}")
+                    hint = f"; did you mean {near[0]!r}?" if near else ""
+                    raise ValueError(f"each site must be a London borough or ward code, got {site!r}{hint}")
         return v
 
 
@@ -158,7 +190,9 @@ class Programme(Frozen):
     @model_validator(mode="after")
     def _one_source(self):
         if bool(self.deployments) == (self.generator is not None):
-            raise ValueError("give either [[programme.deployments]] or [programme.generator], exactly one")
+            got = "both" if self.deployments else "neither"
+            raise ValueError("must have either [[programme.deployments]] or [programme.generator], "
+                             f"got {got}")
         return self
 
 
@@ -221,9 +255,7 @@ class ScoreParameters(Frozen):
     @field_validator("probe_ethnicity_shift", "entry_ethnicity_shift", "genuine_ethnicity_shift")
     @classmethod
     def _all_ethnicities(cls, v):
-        unknown = sorted(set(v) - set(ETHNICITIES))
-        if unknown:
-            raise ValueError(f"unknown ethnicity {unknown[0]!r}; allowed: {', '.join(ETHNICITIES)}")
+        _known_ethnicities(v)
         return {e: float(v.get(e, 0.0)) for e in ETHNICITIES}
 
 
@@ -314,14 +346,18 @@ class Range(Frozen):
     @model_validator(mode="after")
     def _finite_count(self):
         if self.stop < self.start:
-            raise ValueError(f"stop ({self.stop}) must be >= start ({self.start})")
-        if (self.stop - self.start) / self.step > 100_000:
-            raise ValueError("more than 100,000 values; widen step")
+            raise ValueError(f"stop: must be >= start ({self.start:g}), got {self.stop:g}")
+        count = (self.stop - self.start) / self.step
+        if not count <= 100_000:
+            raise ValueError(f"step: must give at most 100,000 values, got {self.step:g} "
+                             f"(about {count:.3g} values)")
         return self
 
+    def count(self) -> int:
+        return int(math.floor((self.stop - self.start) / self.step + 1e-6)) + 1
+
     def values(self) -> list[float]:
-        n = int(math.floor((self.stop - self.start) / self.step + 1e-6)) + 1
-        return [round(self.start + i * self.step, 12) for i in range(n)]
+        return [round(self.start + i * self.step, 12) for i in range(self.count())]
 
 
 SweepValue = int | float | str | bool
@@ -338,7 +374,7 @@ class Sweep(Frozen):
     def _non_empty(cls, v):
         for path, values in v.items():
             if isinstance(values, list) and not values:
-                raise ValueError(f"{path}: give at least one value")
+                raise ValueError(f"{path}: must list at least one value, got []")
         return v
 
 
@@ -416,50 +452,195 @@ def _schema_has(path: str) -> bool:
     return True
 
 
-def _field_names(loc: tuple[Any, ...]) -> list[str]:
+# -- error messages ----------------------------------------------------------------------------
+#
+# Every problem is one line: ``<dotted.field>: <what is allowed>, got <value>``. pydantic reports a
+# value that fits no member of a union (``footfall_per_hour = "x"``: neither a number nor a list)
+# once per member, with the member's type tag in the location; those are folded into one line.
+
+_TYPE_WORDS = {
+    "float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
+    "int_parsing": "a whole number", "int_from_float": "a whole number", "bool_type": "true or false",
+    "bool_parsing": "true or false", "string_type": "text in quotes", "list_type": "an array [...]",
+    "dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
+    "is_instance_of": "a table",
+}
+
+
+def _is_tag(part: Any) -> bool:
+    """A union member's tag that pydantic puts in the location (``list[constrained-float]``)."""
+    return isinstance(part, str) and (
+        any(c in part for c in "[]-(),'") or part in {"float", "int", "str", "bool", "Range"})
+
+
+def _model_at(path: tuple[Any, ...]) -> Any:
+    """The pydantic model at a location of the schema (keys, indexes and tags skipped), or None."""
     model: Any = Experiment
-    for key in loc[:-1]:
-        if isinstance(key, int):
+    for key in path:
+        if isinstance(key, int) or _is_tag(key):
             continue
-        fields = getattr(model, "model_fields", {})
-        if key not in fields:
-            return []
-        annotation = fields[key].annotation
-        candidates = [annotation, *getattr(annotation, "__args__", ())]
-        for cand in candidates:
-            inner = getattr(cand, "__args__", None)
-            for c in (cand, *(inner or ())):
-                if isinstance(c, type) and issubclass(c, BaseModel):
-                    model = c
-                    break
-            else:
-                continue
-            break
-    return list(getattr(model, "model_fields", {}))
+        fields = getattr(model, "model_fields", None)
+        if not fields or key not in fields:
+            return None
+        model = _inner_model(fields[key].annotation)
+    return model
 
 
-def _format_error(err: dict[str, Any]) -> str:
-    loc = tuple(p for p in err["loc"] if not (isinstance(p, str) and ("[" in p or p in {
-        "list[...]", "constrained-float", "function-after"})))
-    # pydantic adds the union member tag to the location (e.g. "float", "list[...]"); drop it
-    loc = tuple(p for p in loc if not (isinstance(p, str) and p in {"float", "int", "str", "bool", "Range"}))
-    where = ".".join(str(p) for p in loc) or "experiment"
+def _inner_model(annotation: Any) -> Any:
+    stack, seen = [annotation], 0
+    while stack and seen < 50:
+        seen += 1
+        cand = stack.pop(0)
+        if isinstance(cand, type) and issubclass(cand, BaseModel):
+            return cand
+        stack.extend(getattr(cand, "__args__", ()))
+    return annotation
+
+
+def _field_names(loc: tuple[Any, ...]) -> list[str]:
+    return list(getattr(_model_at(loc[:-1]), "model_fields", {}))
+
+
+def _all_paths(model: Any = None, prefix: str = "") -> list[str]:
+    """Every dotted setting of the schema (``watchlist.size``, ...)."""
+    model = Experiment if model is None else model
+    paths = []
+    for name, field in model.model_fields.items():
+        inner = _inner_model(field.annotation)
+        if isinstance(inner, type) and issubclass(inner, BaseModel) and inner is not model:
+            paths += _all_paths(inner, f"{prefix}{name}.")
+        else:
+            paths.append(f"{prefix}{name}")
+    return paths
+
+
+def _bounds(ctx: dict[str, Any]) -> str:
+    words = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
+    return " and ".join(f"{words[k]} {_shown(ctx[k])}" for k in ("gt", "ge", "lt", "le") if k in ctx)
+
+
+def _allowed_range(loc: tuple[Any, ...]) -> str | None:
+    """Both bounds of the field at ``loc`` ('between 0 and 1', '> 0 and <= 100'), else None."""
+    if not loc:
+        return None
+    *parents, leaf = loc
+    fields = getattr(_model_at(tuple(parents)), "model_fields", {})
+    if leaf not in fields:
+        return None
+    found = {k: getattr(m, k) for m in fields[leaf].metadata for k in ("gt", "ge", "lt", "le")
+             if getattr(m, k, None) is not None}
+    if "ge" in found and "le" in found and len(found) == 2:
+        return f"between {_shown(found['ge'])} and {_shown(found['le'])}"
+    return _bounds(found) if len(found) == 2 else None
+
+
+def _shown(value: Any) -> str:
+    """A value as the user wrote it in TOML, cut short."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
+        return str(int(value))
+    if isinstance(value, (int, float)):
+        return str(value)
+    if isinstance(value, dict):
+        keys = ", ".join(f"{k} = ..." for k in list(value)[:3])
+        text = "a table {" + keys + (", ...}" if len(value) > 3 else "}")
+    else:
+        text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _what_is_allowed(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
+    kind, ctx = err["type"], err.get("ctx") or {}
+    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
+        return f"must be {_allowed_range(loc) or _bounds(ctx)}"
+    if kind == "finite_number":
+        return f"must be a finite number{f' {_allowed_range(loc)}' if _allowed_range(loc) else ''}"
+    if kind in _TYPE_WORDS:
+        return f"must be {_TYPE_WORDS[kind]}"
+    if kind == "literal_error":
+        return f"must be {ctx.get('expected', 'one of the allowed values')}"
+    if kind == "string_too_short":
+        if ctx.get("min_length") == 1:
+            return "must not be empty"
+        return f"needs at least {ctx.get('min_length')} characters"
+    if kind == "string_too_long":
+        return f"must have at most {ctx.get('max_length')} characters"
+    if kind in {"too_short", "too_long"}:
+        return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
+               f"{ctx.get('min_length', ctx.get('max_length'))} items"
+    message = str(err.get("msg", "invalid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
+    return message[:1].lower() + message[1:] if kind != "value_error" else message
+
+
+def _format_one(err: dict[str, Any]) -> str:
+    loc = tuple(p for p in err["loc"] if not _is_tag(p))
     kind = err["type"]
-    given = err.get("input")
     if kind == "extra_forbidden":
-        near = difflib.get_close_matches(str(loc[-1]), _field_names(loc), n=1)
-        hint = f"; did you mean {near[0]!r}?" if near else ""
-        allowed = ", ".join(_field_names(loc)) or "none"
-        return f"{where}: unknown key{hint} (allowed here: {allowed})"
+        # the unknown key is the user's own word: never mistake it for a union tag
+        loc = (*tuple(p for p in err["loc"][:-1] if not _is_tag(p)), err["loc"][-1])
+        return _unknown_key(loc)
+    if kind == "value_error":
+        # validators of a whole section name the field they refuse: "borough: must be ..."
+        message = str(err.get("msg", "")).removeprefix("Value error, ")
+        m = re.match(r"([A-Za-z_][\w.]*): ", message)
+        if m:
+            loc, err = (*loc, m.group(1)), {**err, "msg": message[m.end():]}
+    where = ".".join(str(p) for p in loc) or "experiment"
     if kind == "missing":
         return f"{where}: required, missing"
-    message = err["msg"]
-    message = message.removeprefix("Value error, ")
-    if isinstance(given, (int, float, str, bool)) and not isinstance(given, dict):
-        shown = repr(given) if isinstance(given, str) else given
-        if len(str(shown)) <= 60:
-            return f"{where}: {message.lower() if message[:1].isupper() and kind != 'value_error' else message}, got {shown}"
-    return f"{where}: {message}"
+    line = f"{where}: {_what_is_allowed(err, loc)}"
+    if kind != "value_error" and "input" in err:
+        line += f", got {_shown(err['input'])}"
+    return " ".join(line.split())  # one line, whatever the input held
+
+
+def _unknown_key(loc: tuple[Any, ...]) -> str:
+    where = ".".join(str(p) for p in loc)
+    key = str(loc[-1])
+    names = _field_names(loc)
+    near = difflib.get_close_matches(key, names, n=1)
+    if not near:  # a setting written in the wrong section: point at where it lives
+        near = [p for p in _all_paths() if p.rsplit(".", 1)[-1] == key][:2]
+    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
+    return f"{where}: unknown key{hint} (allowed here: {', '.join(names) or 'none'})"
+
+
+def _format_errors(errors: list[dict[str, Any]]) -> list[str]:
+    """One line per problem, union members folded into one line per field."""
+    folded: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    order: list[tuple[Any, ...]] = []
+    for err in errors:
+        raw = err["loc"]
+        tag_at = next((i for i, p in enumerate(raw) if _is_tag(p)), None)
+        if err["type"] == "extra_forbidden" and tag_at == len(raw) - 1:
+            tag_at = None
+        key = tuple(raw[:tag_at]) if tag_at is not None else ("#", *raw)
+        if key not in folded:
+            order.append(key)
+        folded.setdefault(key, []).append(err)
+    lines: list[str] = []
+    for key in order:
+        group = folded[key]
+        fitting = [e for e in group if not (e["type"] in _TYPE_WORDS or e["type"] == "literal_error")
+                   or len(e["loc"]) > len(key) + 1]
+        if key[:1] == ("#",) or fitting:
+            chosen = fitting if key[:1] != ("#",) else group
+            lines += [_format_one(e) for e in chosen]
+            continue
+        # the value fits no member of the union: say every kind that would do
+        kinds = []
+        for e in group:
+            word = _TYPE_WORDS.get(e["type"]) or (e.get("ctx") or {}).get("expected", "")
+            if word and word not in kinds:
+                kinds.append(word)
+        where = ".".join(str(p) for p in key if not _is_tag(p))
+        lines.append(f"{where}: must be {' or '.join(kinds)}, got {_shown(group[0].get('input'))}")
+    unique: list[str] = []
+    for line in lines:
+        if line not in unique:
+            unique.append(line)
+    return unique
 
 
 def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
@@ -467,23 +648,23 @@ def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
     matcher = data.get("matcher", {})
     if not isinstance(matcher, dict) or matcher.get("score_floor", "auto") != "auto":
         return data
-    thresholds: list[float] = []
     base = matcher.get("threshold", Matcher.model_fields["threshold"].default)
-    swept = ((data.get("sweep") or {}).get("parameters") or {}).get("matcher.threshold") \
-        if isinstance(data.get("sweep"), dict) else None
-    try:
-        if isinstance(swept, list):
-            thresholds += [float(v) for v in swept]
-        elif isinstance(swept, dict):
-            thresholds.append(float(swept["start"]))
-        else:
-            thresholds.append(float(base))
-    except (TypeError, ValueError, KeyError):
-        return {**data, "matcher": {k: v for k, v in matcher.items() if k != "score_floor"}}
-    floor = min(thresholds)
-    if not (0.0 <= floor <= 1.0):
-        return {**data, "matcher": {k: v for k, v in matcher.items() if k != "score_floor"}}
-    return {**data, "matcher": {**matcher, "score_floor": floor}}
+    sweep = data.get("sweep")
+    params = sweep.get("parameters") if isinstance(sweep, dict) else None
+    swept = params.get("matcher.threshold") if isinstance(params, dict) else None
+    if isinstance(swept, list):
+        candidates = swept
+    elif isinstance(swept, dict):
+        candidates = [swept.get("start")]
+    else:
+        candidates = [base]
+    # only what could be a threshold counts; anything else is refused by validation, by name
+    thresholds = [float(v) for v in candidates
+                  if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0]
+    rest = {k: v for k, v in matcher.items() if k != "score_floor"}
+    if not thresholds:
+        return {**data, "matcher": rest}
+    return {**data, "matcher": {**rest, "score_floor": min(thresholds)}}
 
 
 def from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Experiment:
@@ -494,39 +675,72 @@ def from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Experiment:
     try:
         experiment = Experiment.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        problems: list[str] = []
-        for err in exc.errors():
-            line = _format_error(err)
-            if line not in problems:
-                problems.append(line)
-        raise ConfigError(problems) from None
+        raise ConfigError(_format_errors(exc.errors())) from None
     _check_sweep(experiment)
     return experiment
 
 
-def _check_sweep(experiment: Experiment) -> None:
-    from .sweep import expand_cells
+MAX_CELLS = 100_000
+FULL_CHECK_CELLS = 1_000
 
-    if not experiment.sweep.parameters:
+
+def _sweep_size(sweep: Sweep) -> int:
+    """The number of cells, counted without listing them (a hostile grid may be astronomically big)."""
+    lengths = [v.count() if isinstance(v, Range) else len(v) for v in sweep.parameters.values()]
+    if sweep.mode == "zip":
+        if len(set(lengths)) > 1:
+            raise ConfigError([f"sweep.mode: 'zip' needs lists of equal length, got lengths "
+                               f"{', '.join(str(n) for n in lengths)}; use mode = 'product' for a grid"])
+        return lengths[0] if lengths else 1
+    return math.prod(lengths)
+
+
+def _check_sweep(experiment: Experiment) -> None:
+    """Every swept value must make a valid experiment; every cell too, when there are not too many."""
+    sweep = experiment.sweep
+    if not sweep.parameters:
         return
     problems: list[str] = []
-    for path in experiment.sweep.parameters:
+    for path in sweep.parameters:
         if not _schema_has(path) or path.split(".")[0] in {"sweep", "experiment"}:
-            problems.append(f"sweep.parameters.{path}: no such setting to sweep")
+            near = difflib.get_close_matches(path, [p for p in _all_paths()
+                                                    if p.split(".")[0] not in {"sweep", "experiment"}], n=1)
+            hint = f"; did you mean {near[0]!r}?" if near else ""
+            problems.append(f"sweep.parameters.{path}: must name a setting of the experiment, "
+                            f"got {path!r}{hint}")
     if problems:
         raise ConfigError(problems)
-    try:
-        cells = expand_cells(experiment.sweep)
-    except ValueError as exc:
-        raise ConfigError([f"sweep: {exc}"]) from None
-    if len(cells) > 100_000:
-        raise ConfigError([f"sweep: {len(cells)} cells; at most 100,000"])
-    for cell in cells:
-        try:
-            experiment.with_values(cell)
-        except ConfigError as exc:
-            where = ", ".join(f"{k}={v}" for k, v in cell.items())
-            raise ConfigError([f"sweep cell ({where}): {p}" for p in exc.problems]) from None
+    cells = _sweep_size(sweep)
+    if cells > MAX_CELLS:
+        raise ConfigError([f"sweep.parameters: must give at most {MAX_CELLS:,} cells, got {cells:,}"])
+    # each value alone (a range only at its ends: the bounds of a setting are an interval) ...
+    for path, spec in sweep.parameters.items():
+        values = spec.values() if isinstance(spec, Range) else list(spec)
+        if isinstance(spec, Range) and len(values) > 50:
+            values = [values[0], values[-1]]
+        distinct = {(type(v).__name__, repr(v)): v for v in values}
+        for value in distinct.values():
+            try:
+                experiment.with_values({path: value})
+            except ConfigError as exc:
+                raise ConfigError([_in_sweep(path, p) for p in exc.problems]) from None
+    # ... then the combinations, which can clash (two probabilities that must sum to at most 1)
+    if len(sweep.parameters) > 1 and cells <= FULL_CHECK_CELLS:
+        from .sweep import expand_cells
+
+        for cell in expand_cells(sweep):
+            try:
+                experiment.with_values(cell)
+            except ConfigError as exc:
+                where = ", ".join(f"{k} = {_shown(v)}" for k, v in cell.items())
+                raise ConfigError([f"sweep cell ({where}): {p}" for p in exc.problems]) from None
+
+
+def _in_sweep(path: str, problem: str) -> str:
+    """A swept value's problem, named by where the user wrote it."""
+    if problem.startswith(f"{path}: "):
+        return f"sweep.parameters.{problem}"
+    return f"sweep.parameters.{path}: {problem}"
 
 
 def load_experiment(path: str | Path) -> Experiment:
