@@ -65,6 +65,7 @@ class Noise(Protocol):
     """The distribution of one impostor comparison's noise term (scipy.stats verbs)."""
 
     def sf(self, x: np.ndarray) -> np.ndarray: ...
+    def cdf(self, x: np.ndarray) -> np.ndarray: ...
     def logsf(self, x: np.ndarray) -> np.ndarray: ...
     def logcdf(self, x: np.ndarray) -> np.ndarray: ...
     def pdf(self, x: np.ndarray) -> np.ndarray: ...
@@ -84,6 +85,9 @@ class GaussianNoise:
 
     def logsf(self, x):
         return stats.norm.logsf(x, scale=self.scale)
+
+    def cdf(self, x):
+        return stats.norm.cdf(x, scale=self.scale)
 
     def logcdf(self, x):
         return stats.norm.logcdf(x, scale=self.scale)
@@ -162,7 +166,12 @@ class ParetoTailNoise:
         return np.where(q < self._su, tail, body)
 
     def ppf(self, q):
-        return self.isf(1.0 - np.asarray(q, dtype=float))
+        q = np.asarray(q, dtype=float)
+        # below the knot this is the normal's ppf, exact even where 1 - q rounds to 1
+        return np.where(q <= 1.0 - self._su, stats.norm.ppf(q, scale=self.scale), self.isf(1.0 - q))
+
+    def cdf(self, x):
+        return np.exp(self.logcdf(x))
 
     def rvs(self, rng, size):
         return self.isf(rng.random(size))
@@ -252,7 +261,8 @@ def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreMode
     n = len(groups)
     mu = np.full((n, n), params.impostor_location, dtype=float)
     for i, g in enumerate(groups):
-        mu[i, :] += params.probe_ethnicity_shift[g.ethnicity] + (params.probe_female_shift if g.sex == "female" else 0.0)
+        probe_female = params.probe_female_shift if g.sex == "female" else 0.0
+        mu[i, :] += params.probe_ethnicity_shift[g.ethnicity] + probe_female
         for j, h in enumerate(groups):
             mu[i, j] += params.entry_ethnicity_shift[h.ethnicity] + (
                 params.entry_female_shift if h.sex == "female" else 0.0)
@@ -265,7 +275,7 @@ def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreMode
         noise = GaussianNoise(params.impostor_sd)
     genuine = np.array([params.genuine_location + params.genuine_ethnicity_shift[g.ethnicity]
                         + (params.genuine_female_shift if g.sex == "female" else 0.0) for g in groups])
+    entry_effects = EntryEffects(params.entry_effect_sd, params.lamb_share, params.lamb_shift)
     return ScoreModel(groups=groups, impostor_location=mu, noise=noise,
-                      probe_effect_sd=params.probe_effect_sd,
-                      entry_effects=EntryEffects(params.entry_effect_sd, params.lamb_share, params.lamb_shift),
+                      probe_effect_sd=params.probe_effect_sd, entry_effects=entry_effects,
                       genuine_location=genuine, genuine_sd=np.full(n, params.genuine_sd))

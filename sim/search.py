@@ -24,6 +24,15 @@ expectations a convolution too:
     S_g(t) = P(I >= t) = sum_i w_i * (1 - exp(-k * H_g(t - p_i)))   (k looks per passer)
 
 computed with ``expm1`` so that rates down to 1e-300 keep their precision.
+
+Because ``H_g`` is a sum over entries, a watchlist of the same make-up but ``c`` times the size
+has exactly ``c * H_g``: one table answers for every size from 10^2 to 10^7. The closed forms a
+researcher asks for, per probe group and on the vendor's score scale, are the module functions
+
+* ``fpir(table, g, T, N)``  false-positive identification rate: P(best impostor >= T);
+* ``tpir(table, g, T, N)``  true-positive identification rate: P(own entry is best and >= T);
+* ``sel(table, g, T, N)``   selectivity: expected entries at or above T per search,
+  ``sum_(h, b) n[h, b] E_p[sf(T - p - mu[g, h] - e_b)]``.
 """
 
 from __future__ import annotations
@@ -33,12 +42,13 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import stats
 
-from .scores import ScoreModel
+from .scores import ScoreModel, to_latent
 from .watchlist import Watchlist
 
 HAZARD_HIGH = 50.0     # P(best < x) <= exp(-50) below the grid: treated as certain
 HAZARD_LOW = 1e-30     # grid ends where the hazard falls below this; beyond it, log-linear tail
 PROBE_SPAN_SD = 8.0
+LATENT_TOP = 13.8      # logit(0.999999)
 
 
 @dataclass(frozen=True)
@@ -59,6 +69,7 @@ class SearchTable:
     weights: np.ndarray
     floor_index: int
     _exceed_cache: dict = field(default_factory=dict, compare=False, repr=False)
+    watchlist: Watchlist | None = field(default=None, compare=False, repr=False)
 
     @property
     def floor(self) -> float:
@@ -152,27 +163,28 @@ class SearchTable:
         out = np.where(np.isposinf(t), -np.inf, out)
         return np.minimum(out, 0.0)
 
-    def mated_alert_probabilities(self, g: int, t: float, looks: float = 1.0) -> tuple[float, float]:
+    def mated_alert_probabilities(self, g: int, t: float, looks: float = 1.0,
+                                  size_scale: float = 1.0) -> tuple[float, float]:
         """(P(true alert), P(false alert)) at threshold t for a watchlisted passer of group g.
 
         True: own entry is the best candidate and reaches t. False: another entry beats the own
         entry and reaches t. Genuine and impostor scores are independent given the probe.
+        ``size_scale`` searches a watchlist of the same make-up ``size_scale`` times as large.
         """
         m = self.model
-        s_grid = self.exceedance(looks)[g]
         grid = self.grid
         hi = max(grid[-1], m.genuine_location[g] + 12 * m.genuine_sd[g])
-        if not np.isfinite(t):
+        if t == np.inf:
             return 0.0, 0.0
         lo = max(t, grid[0])
         pts = np.concatenate([[lo], grid[(grid > lo) & (grid < hi)], [hi]])
         gen_cdf = m.genuine_cdf(g, pts, looks)
-        imp_sf = np.exp(self.impostor_logsf(g, pts, looks))
+        gen_sf = np.exp(m.genuine_logsf(g, pts, looks))     # exact in the upper tail
+        imp_sf = np.exp(self.impostor_logsf(g, pts, looks * size_scale))
         mid_imp = 0.5 * (imp_sf[:-1] + imp_sf[1:])
         mid_gen = 0.5 * (gen_cdf[:-1] + gen_cdf[1:])
-        p_true = float(np.sum(np.diff(gen_cdf) * (1.0 - mid_imp)) + (1.0 - gen_cdf[-1]))
+        p_true = float(np.sum(-np.diff(gen_sf) * (1.0 - mid_imp)) + gen_sf[-1])
         p_false = float(np.sum(-np.diff(imp_sf) * mid_gen) + imp_sf[-1])
-        del s_grid
         return min(max(p_true, 0.0), 1.0), min(max(p_false, 0.0), 1.0)
 
     # -- sampling --------------------------------------------------------------------------
@@ -212,16 +224,21 @@ class SearchTable:
 
 
 def _hazard_grid_bounds(model: ScoreModel, watchlist: Watchlist, floor: float) -> tuple[float, float]:
-    """The latent range the table must cover: from where a match is certain to where none is."""
+    """The latent range the table must cover: from where a match is certain to where none is.
+
+    At the bottom even a single entry, the least attractive one, would beat the probe with
+    probability 1 - exp(-HAZARD_HIGH), so the table stays exact when it is rescaled down to a
+    watchlist of one entry; at the top all N entries together give a hazard below HAZARD_LOW.
+    """
     n = max(watchlist.size, 1)
     effects = watchlist.effects[watchlist.counts.sum(axis=0) > 0]
     top = float(model.impostor_location.max() + (effects.max() if effects.size else 0.0))
-    # below `certain`, H >= HAZARD_HIGH from the most attractive entries alone
-    certain = top + float(model.noise.isf(-np.expm1(-HAZARD_HIGH / n)))
-    hi = top + float(model.noise.isf(HAZARD_LOW / n))
+    bottom = float(model.impostor_location.min() + (effects.min() if effects.size else 0.0))
+    lo = bottom + float(model.noise.ppf(np.exp(-HAZARD_HIGH))) - PROBE_SPAN_SD * model.probe_effect_sd
+    # a heavy (Pareto) tail can put HAZARD_LOW far out; vendor scores above LATENT_TOP
+    # (0.999999) are beyond any threshold in use and continue log-linearly
+    hi = min(top + float(model.noise.isf(HAZARD_LOW / n)), LATENT_TOP)
     span = PROBE_SPAN_SD * model.probe_effect_sd
-    # from where a match above is certain, so exact rates hold below the floor too
-    lo = certain
     anchor = floor if np.isfinite(floor) and floor >= lo else lo
     return lo, max(hi, anchor + span + 2 * watchlist.bin_width)
 
@@ -277,7 +294,77 @@ def build_search_table(model: ScoreModel, watchlist: Watchlist, floor: float,
     else:
         offsets, weights = np.zeros(1, dtype=np.int64), np.ones(1)
     return SearchTable(model=model, watchlist_size=watchlist.size, x0=x0, step=step,
-                       log_hazard=log_hazard, offsets=offsets, weights=weights, floor_index=below)
+                       log_hazard=log_hazard, offsets=offsets, weights=weights, floor_index=below,
+                       watchlist=watchlist)
+
+
+# -- closed forms per probe group (vendor-scale thresholds) ---------------------------------------
+
+def _size_scale(table: SearchTable, watchlist_size: float | None) -> float:
+    if watchlist_size is None:
+        return 1.0
+    if table.watchlist_size <= 0:
+        raise ValueError("the table's watchlist is empty; it cannot be rescaled")
+    return float(watchlist_size) / table.watchlist_size
+
+
+def log_fpir(table: SearchTable, group: int, threshold: np.ndarray | float,
+             watchlist_size: float | None = None, looks: float = 1.0) -> np.ndarray:
+    """log FPIR: log P(a non-mated probe of ``group`` has a candidate at or above ``threshold``).
+
+    ``threshold`` is on the vendor's [0, 1] scale (0 gives log 1 = 0, 1 gives -inf).
+    ``watchlist_size`` rescales the table's watchlist (same make-up, N entries), which is exact
+    because the hazard is a sum over entries. Finite down to rates of 1e-300.
+    """
+    t = to_latent(threshold)
+    return table.impostor_logsf(group, t, looks * _size_scale(table, watchlist_size))
+
+
+def fpir(table: SearchTable, group: int, threshold: np.ndarray | float,
+         watchlist_size: float | None = None, looks: float = 1.0) -> np.ndarray:
+    """FPIR(N, T) for probes of ``group``: see ``log_fpir``."""
+    return np.exp(log_fpir(table, group, threshold, watchlist_size, looks))
+
+
+def tpir(table: SearchTable, group: int, threshold: np.ndarray | float,
+         watchlist_size: float | None = None, looks: float = 1.0) -> np.ndarray:
+    """TPIR(T): P(a watchlisted passer of ``group`` is alerted on their own entry) at ``threshold``.
+
+    The own entry must be the top candidate, so TPIR falls slightly as the watchlist grows.
+    """
+    scale = _size_scale(table, watchlist_size)
+    t = np.atleast_1d(to_latent(threshold))
+    out = np.array([table.mated_alert_probabilities(group, float(x), looks, scale)[0] for x in t])
+    return out.reshape(np.shape(threshold))
+
+
+def sel(table: SearchTable, group: int, threshold: np.ndarray | float,
+        watchlist_size: float | None = None) -> np.ndarray:
+    """Selectivity: the expected number of entries at or above ``threshold`` in one search.
+
+    ``sum_(h, b) n[h, b] * E_p[sf(T - p - mu[g, h] - e_b)]`` over entry groups ``h`` and
+    entry-effect bins ``b``, with the probe effect ``p`` averaged over its distribution. Unlike
+    FPIR this counts every candidate, so it can exceed 1 at low thresholds.
+    """
+    wl = table.watchlist
+    if wl is None:
+        raise ValueError("this table was built without its watchlist; rebuild with build_search_table")
+    scale = _size_scale(table, watchlist_size)
+    m = table.model
+    t = np.atleast_1d(to_latent(threshold)).astype(float)
+    p = table.offsets * table.step
+    used = np.flatnonzero(wl.counts.sum(axis=1))
+    out = np.zeros(t.shape)
+    for h in used:
+        counts = wl.counts[h].astype(float)
+        keep = counts > 0
+        e = wl.effects[keep]
+        # d[t, b, p] = T - p - mu - e_b; the noise's survival at d, averaged over probe effects
+        d = t[:, None, None] - m.impostor_location[group, h] - e[None, :, None] - p[None, None, :]
+        with np.errstate(invalid="ignore"):
+            tail = np.nan_to_num(m.noise.sf(d), nan=0.0)
+        out += (tail @ table.weights) @ counts[keep]
+    return (scale * out).reshape(np.shape(threshold))
 
 
 def brute_force_best_impostor(model: ScoreModel, entry_groups: np.ndarray, entry_effects: np.ndarray,
