@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import sys
-import tempfile
 import time
 from pathlib import Path
 
-EXIT_OK, EXIT_FAIL, EXIT_USAGE = 0, 1, 2
+EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
 
 class _Parser(argparse.ArgumentParser):
@@ -45,7 +45,9 @@ def _parser() -> argparse.ArgumentParser:
 
     rpr = sub.add_parser("reproduce", help="re-run a results folder and compare every metric")
     rpr.add_argument("results", type=Path)
-    rpr.add_argument("--workers", type=int, default=None)
+    rpr.add_argument("--workers", type=int, default=None, help="local processes (default: CPUs)")
+    rpr.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask distributed scheduler")
+    rpr.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = sub.add_parser("calibrate", help="fit the score model to the published operating points")
     cal.add_argument("--out", type=Path, default=Path("score_parameters.toml"))
@@ -112,13 +114,73 @@ def _print_headline(results, elapsed: float) -> None:
             f"{c['expected_per_reported_faces']:.1f}; consistency p = {c['p_value_two_sided']:.3g} "
             f"(two-sided Poisson); implied threshold {c['implied_threshold']:.3f}.")
     faces = float(results.metrics.query("group == 'all' and metric == 'faces'")["value"].sum())
-    console.print(f"{faces:,.0f} faces simulated in {elapsed:.1f} s ({faces / max(elapsed, 1e-9):,.0f} faces/s).")
+    console.print(f"{faces:,.0f} faces simulated; {elapsed:.1f} s in this session.")
+
+
+class _ProgressBar:
+    """A rich progress bar over cell-replicates: done / total, elapsed and time left.
+
+    The task is created at the first report, already advanced by the units a ``--resume`` found,
+    so the time left is estimated from the pace of this run alone.
+    """
+
+    def __init__(self, label: str, enabled: bool):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        self.label = label
+        self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                            TextColumn("cell-replicates"), TimeElapsedColumn(), TextColumn("left"),
+                            TimeRemainingColumn(), transient=True, disable=not enabled)
+        self.task = None
+
+    def __enter__(self) -> _ProgressBar:
+        self.bar.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.bar.__exit__(*exc)
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.task is None:
+            self.task = self.bar.add_task(self.label, total=total, completed=done)
+        else:
+            self.bar.update(self.task, completed=done, total=total)
+
+
+def _plan_label(experiment, replications: int | None) -> str:
+    from .sweep import expand_cells
+
+    cells = len(expand_cells(experiment.sweep))
+    reps = replications or experiment.experiment.replications
+    return f"{cells} cell{'s' * (cells != 1)} × {reps} replicate{'s' * (reps != 1)}"
+
+
+def _stop_on_sigterm() -> None:
+    """Treat SIGTERM (a job scheduler's stop) like Ctrl-C: finished units stay, resumable."""
+    def raise_interrupt(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, raise_interrupt)
+
+
+def _resume_command(args, out: Path) -> str:
+    extra = "".join(f" --{name} {value}" for name, value in (("seed", args.seed),
+                                                             ("replications", args.replications))
+                    if value is not None)
+    return f"lfrsim run {args.experiment} --out {out}{extra} --resume"
 
 
 def _cmd_run(args) -> int:
     from .config import ConfigError, load_experiment
     from .results import ResultsError
-    from .sweep import plan, run_experiment
+    from .sweep import ExecutorError, run_experiment
 
     try:
         experiment = load_experiment(args.experiment)
@@ -132,34 +194,22 @@ def _cmd_run(args) -> int:
         return _fail(f"--workers: must be >= 1, got {args.workers}")
     out = args.out or Path("results") / experiment.experiment.name
     start = time.perf_counter()
-    progress_bar = None
-    if not args.quiet:
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
-
-        progress_bar = Progress("[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
-                                TimeRemainingColumn(), transient=True)
+    _stop_on_sigterm()
     try:
-        if progress_bar is not None:
-            with progress_bar:
-                task = progress_bar.add_task("units", total=None)
-
-                def progress(done: int, total: int) -> None:
-                    progress_bar.update(task, completed=done, total=total)
-
-                results = run_experiment(experiment, args.replications, args.seed, _workers(args.workers),
-                                         out, args.scheduler, args.resume, progress)
-        else:
+        with _ProgressBar(_plan_label(experiment, args.replications), enabled=not args.quiet) as progress:
             results = run_experiment(experiment, args.replications, args.seed, _workers(args.workers), out,
-                                     args.scheduler, args.resume)
-    except (ResultsError, ConfigError) as exc:
-        return _fail(exc.problems if isinstance(exc, ConfigError) else str(exc))
+                                     args.scheduler, args.resume, progress)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    except (ResultsError, ExecutorError) as exc:
+        return _fail(str(exc))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished units are kept in {out}; continue with --resume", file=sys.stderr)
-        return 130
+        print(f"\ninterrupted: finished units are kept in {out}; continue with: {_resume_command(args, out)}",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:
         return _fail(f"out: cannot write results to {out}: {exc.strerror or exc}")
     elapsed = time.perf_counter() - start
-    del plan
     if not args.quiet:
         _print_headline(results, elapsed)
     print(f"results: {out}")
@@ -182,23 +232,47 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .results import ResultsError, differences, read_results
-    from .sweep import run_experiment
+    from .results import ResultsError, differences, parquet_bytes, read_results
+    from .sweep import ExecutorError, run_experiment
 
     try:
         stored = read_results(args.results)
     except ResultsError as exc:
         return _fail(str(exc))
-    with tempfile.TemporaryDirectory() as tmp:
-        fresh = run_experiment(stored.experiment, workers=_workers(args.workers), out=None)
-        del tmp
+    try:
+        with _ProgressBar(_plan_label(stored.experiment, None), enabled=not args.quiet) as progress:
+            fresh = run_experiment(stored.experiment, workers=_workers(args.workers),
+                                   scheduler=args.scheduler, progress=progress)
+    except ExecutorError as exc:
+        return _fail(str(exc))
+    except KeyboardInterrupt:
+        print("\ninterrupted: nothing compared", file=sys.stderr)
+        return EXIT_INTERRUPTED
     diff = differences(stored.metrics, fresh.metrics)
     if diff.empty:
-        print(f"reproduced: all {len(stored.metrics):,} metrics identical ({args.results})")
+        same_bytes = parquet_bytes(fresh.metrics) == (args.results / "metrics.parquet").read_bytes()
+        print(f"reproduced: all {len(stored.metrics):,} metrics identical"
+              f"{' (metrics.parquet byte for byte)' if same_bytes else ''} ({args.results})")
         return EXIT_OK
-    print(f"NOT reproduced: {len(diff):,} of {len(stored.metrics):,} metrics differ")
-    print(diff.head(30).to_string(index=False))
+    print(f"NOT reproduced: {len(diff):,} metric values differ from {args.results}/metrics.parquet "
+          f"({len(stored.metrics):,} stored, {len(fresh.metrics):,} re-run)")
+    _print_differences(diff)
     return EXIT_FAIL
+
+
+def _print_differences(diff, limit: int = 40) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table("cell", "replicate", "group", "metric", "stored", "re-run")
+    for row in diff.head(limit).itertuples(index=False):
+        table.add_row(row.cell, row.replicate, row.group, row.metric, f"{row.stored:.17g}",
+                      f"{row.fresh:.17g}")
+    Console(width=120).print(table)
+    if len(diff) > limit:
+        by_metric = diff.groupby("metric").size().sort_values(ascending=False)
+        print(f"... and {len(diff) - limit:,} more; per metric: "
+              + ", ".join(f"{m} {n}" for m, n in by_metric.items()))
 
 
 def _cmd_calibrate(args) -> int:
@@ -223,7 +297,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except KeyboardInterrupt:
-        return 130
+        return EXIT_INTERRUPTED
 
 
 if __name__ == "__main__":  # pragma: no cover

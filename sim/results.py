@@ -22,20 +22,25 @@ import datetime as dt
 import json
 import os
 import platform
+import secrets
 import shutil
 import subprocess
-import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from .config import ConfigError, Experiment
 from .metrics import summarise
 
+if TYPE_CHECKING:
+    from .sweep import Unit
+
 RESULT_FILES = ("config.toml", "manifest.json", "metrics.parquet", "summary.csv", "summary.md")
+ROW_COLUMNS = ("cell", "replicate", "group", "metric", "value")
 DEPENDENCIES = ("numpy", "scipy", "simpy", "pydantic", "pandas", "pyarrow", "matplotlib", "rich")
 
 
@@ -44,8 +49,14 @@ class ResultsError(ValueError):
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``path`` so that it is either absent, the old file, or complete: never half-written.
+
+    The bytes go to a hidden temporary beside it (``.NAME.PID.RANDOM.tmp``, permissions as for
+    any new file), are flushed to disk, and the temporary is renamed over ``path`` in one step.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    tmp = path.parent / f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
@@ -80,8 +91,9 @@ class Results:
     path: Path | None = None
 
     @classmethod
-    def from_rows(cls, experiment: Experiment, cells: list[dict[str, Any]], rows: list[dict[str, Any]]) -> Results:
-        metrics = pd.DataFrame(rows, columns=["cell", "replicate", "group", "metric", "value"])
+    def from_rows(cls, experiment: Experiment, cells: list[dict[str, Any]],
+                  rows: list[dict[str, Any]]) -> Results:
+        metrics = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
         param_cols = sorted({k for c in cells for k in c})
         for i, col in enumerate(param_cols):
             metrics.insert(1 + i, col, [cells[c].get(col) for c in metrics["cell"]])
@@ -96,6 +108,10 @@ class Results:
                 "wrongful_stops", "lost_alerts"]
         part = self.summary[(self.summary["cell"] == cell) & self.summary["metric"].isin(keep)]
         return part.pivot(index="group", columns="metric", values="estimate")[keep]
+
+
+def _now() -> str:
+    return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
 def _git_commit() -> str | None:
@@ -118,72 +134,153 @@ def _versions() -> dict[str, str]:
     return found
 
 
-class ResultsWriter:
-    """Writes a results folder as a run goes: config and manifest first, units as they finish."""
+def is_results_folder(folder: Path) -> bool:
+    """Whether ``folder`` was written by ``lfrsim run`` (its config and manifest are there)."""
+    try:
+        manifest = json.loads((folder / "manifest.json").read_text())
+    except (OSError, ValueError):
+        return False
+    return (folder / "config.toml").is_file() and isinstance(manifest, dict) and "seeds" in manifest
 
-    def __init__(self, out: str | Path, experiment: Experiment, cells: list[dict[str, Any]], resume: bool):
+
+def _writable(folder: Path) -> bool:
+    """Whether ``folder`` (or, if it does not exist yet, its nearest existing parent) takes files."""
+    here = folder
+    while not here.exists() and here != here.parent:
+        here = here.parent
+    return here.is_dir() and os.access(here, os.W_OK | os.X_OK)
+
+
+def _remove_temporaries(folder: Path) -> None:
+    """Drop half-written temporaries a killed run left behind (never a finished file)."""
+    for tmp in folder.glob(".*.tmp"):
+        tmp.unlink(missing_ok=True)
+
+
+class ResultsWriter:
+    """Writes a results folder as a run goes: config and manifest first, units as they finish.
+
+    The folder is checked before anything in it changes: a non-empty folder that is not a
+    results folder, or one that cannot be written, is refused with one line naming it.
+    """
+
+    def __init__(self, out: str | Path, experiment: Experiment, cells: list[dict[str, Any]],
+                 units: list[Unit], resume: bool):
         from .sweep import seeds_for
 
         self.out = Path(out)
         self.experiment = experiment
         self.cells = cells
-        config = experiment.to_toml()
-        self._check_target(config, resume)
+        self.units = units
         self.parts = self.out / "parts"
+        config = experiment.to_toml()
+        previous = self._check_target(config, resume)
         try:
+            if not resume or previous is None:
+                self._clear()
             self.parts.mkdir(parents=True, exist_ok=True)
+            _remove_temporaries(self.out)
+            _remove_temporaries(self.parts)
             atomic_write_text(self.out / "config.toml", config)
         except OSError as exc:
             raise ResultsError(f"out: cannot write to {self.out}: {exc.strerror or exc}") from None
+        now = _now()
         self.manifest: dict[str, Any] = {
             "lfrsim": _versions().get("lfrsim"), "versions": _versions(), "git_commit": _git_commit(),
             "platform": platform.platform(), "seeds": seeds_for(experiment),
-            "started": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "finished": None,
-            "status": "running", "cells": len(cells), "units_done": 0,
+            "started": now, "resumed": [], "finished": None, "status": "running",
+            "cells": len(cells), "cells_done": 0, "units": len(units), "units_done": 0,
         }
-        self._write_manifest()
+        if previous is not None:
+            self.manifest["started"] = previous.get("started", now)
+            self.manifest["resumed"] = [*previous.get("resumed", []), now]
+        self._done: set[str] = set()
 
-    def _check_target(self, config: str, resume: bool) -> None:
+    def _check_target(self, config: str, resume: bool) -> dict[str, Any] | None:
+        """Refuse a target we must not touch; on resume, return the stored manifest (None: fresh)."""
         out = self.out
         if out.exists() and not out.is_dir():
             raise ResultsError(f"out: {out} exists and is not a folder")
-        if resume:
-            stored = out / "config.toml"
-            if not stored.exists():
-                raise ResultsError(f"--resume: {out} holds no config.toml to resume")
-            if stored.read_text() != config:
-                raise ResultsError(f"--resume: {out}/config.toml differs from this experiment; "
-                                   "resume with the same file, seed and replications")
-            return
-        if out.exists() and any(out.iterdir()):
-            if not (out / "config.toml").exists():
-                raise ResultsError(f"out: {out} is not empty and is not a results folder; choose another --out")
-            for name in (*RESULT_FILES, "parts", "figures"):
-                target = out / name
-                if target.is_dir():
-                    shutil.rmtree(target)
-                else:
-                    target.unlink(missing_ok=True)
+        if not _writable(out):
+            raise ResultsError(f"out: cannot write to {out}: permission denied")
+        empty = not out.exists() or not any(out.iterdir())
+        if empty:
+            return None
+        if not is_results_folder(out):
+            raise ResultsError(f"out: {out} is not empty and is not a results folder; choose another --out")
+        if not resume:
+            return None
+        if (out / "config.toml").read_text() != config:
+            raise ResultsError(f"--resume: {out}/config.toml differs from this experiment; "
+                               "resume with the same file, --seed and --replications")
+        return json.loads((out / "manifest.json").read_text())
+
+    def _clear(self) -> None:
+        """Start afresh in a results folder: remove what an earlier run wrote, nothing else."""
+        for name in (*RESULT_FILES, "parts", "figures"):
+            target = self.out / name
+            if target.is_dir():
+                shutil.rmtree(target)
+            else:
+                target.unlink(missing_ok=True)
 
     def _write_manifest(self) -> None:
+        units_per_cell: dict[int, int] = {}
+        for unit in self.units:
+            if unit.name in self._done:
+                for cell in unit.cells:
+                    units_per_cell[cell] = units_per_cell.get(cell, 0) + 1
+        reps = self.experiment.experiment.replications
+        self.manifest["units_done"] = len(self._done)
+        self.manifest["cells_done"] = sum(1 for n in units_per_cell.values() if n == reps)
         atomic_write_text(self.out / "manifest.json", json.dumps(self.manifest, indent=2) + "\n")
 
     def completed(self) -> dict[str, list[dict[str, Any]]]:
+        """Rows of the units already done: from ``parts/``, or from a finished ``metrics.parquet``."""
         done: dict[str, list[dict[str, Any]]] = {}
+        names = {u.name for u in self.units}
+        if self.manifest["resumed"] and (self.out / "metrics.parquet").is_file():
+            done.update(self._from_metrics())
         for part in sorted(self.parts.glob("*.parquet")):
+            if part.stem not in names:
+                continue
             try:
                 frame = pd.read_parquet(part)
-            except Exception:  # noqa: BLE001 - an unreadable part is redone
+            except Exception:  # noqa: BLE001 - an unreadable part is simply redone
                 continue
-            done[part.stem] = frame.to_dict("records")
+            done[part.stem] = frame[list(ROW_COLUMNS)].to_dict("records")
+        self._done = set(done)
+        self._write_manifest()
         return done
 
-    def write_unit(self, name: str, rows: list[dict[str, Any]]) -> None:
-        frame = pd.DataFrame(rows, columns=["cell", "replicate", "group", "metric", "value"])
-        atomic_write_bytes(self.parts / f"{name}.parquet", parquet_bytes(frame))
-        self.manifest["units_done"] += 1
+    def _from_metrics(self) -> dict[str, list[dict[str, Any]]]:
+        try:
+            metrics = pd.read_parquet(self.out / "metrics.parquet")[list(ROW_COLUMNS)]
+        except Exception:  # noqa: BLE001 - then every unit is redone
+            return {}
+        owner = {(c, u.replicate): u.name for u in self.units for c in u.cells}
+        names = [owner.get((int(c), int(r)), "") for c, r in zip(metrics["cell"], metrics["replicate"],
+                                                                 strict=True)]
+        done = {}
+        for name, frame in metrics.groupby(pd.Series(names, index=metrics.index), sort=False):
+            if name:
+                done[str(name)] = frame.to_dict("records")
+        return done
+
+    def write_unit(self, unit: Unit, rows: list[dict[str, Any]]) -> None:
+        """Store one finished unit atomically, then count it in the manifest."""
+        frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+        atomic_write_bytes(self.parts / f"{unit.name}.parquet", parquet_bytes(frame))
+        self._done.add(unit.name)
+        self._write_manifest()
+
+    def interrupted(self) -> None:
+        """Record that the run stopped early; its finished units stay in ``parts/``."""
+        self.manifest["status"] = "interrupted"
+        self._write_manifest()
 
     def finish(self, results: Results) -> None:
+        """Write metrics, summary and report, then drop ``parts/`` (metrics now hold every unit)."""
         from .report import write_report
 
         out = self.out
@@ -191,8 +288,8 @@ class ResultsWriter:
         atomic_write_text(out / "summary.csv", results.summary.to_csv(index=False))
         results.path = out
         write_report(out, results)
-        self.manifest.update(status="complete", finished=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                             units_done=int(results.metrics[["cell", "replicate"]].drop_duplicates().shape[0]))
+        self._done = {u.name for u in self.units}
+        self.manifest.update(status="complete", finished=_now())
         self._write_manifest()
         shutil.rmtree(self.parts, ignore_errors=True)
 
@@ -204,7 +301,9 @@ def read_results(folder: str | Path) -> Results:
         raise ResultsError(f"{folder}: not a folder")
     missing = [f for f in ("config.toml", "metrics.parquet") if not (folder / f).is_file()]
     if missing:
-        raise ResultsError(f"{folder}: not a finished results folder (missing {', '.join(missing)})")
+        interrupted = (folder / "parts").is_dir()
+        hint = "; an interrupted run: finish it with lfrsim run ... --resume" if interrupted else ""
+        raise ResultsError(f"{folder}: not a finished results folder (missing {', '.join(missing)}){hint}")
     try:
         experiment = Experiment.from_toml((folder / "config.toml").read_text(), base_dir=folder)
     except ConfigError as exc:
@@ -215,23 +314,39 @@ def read_results(folder: str | Path) -> Results:
         metrics = pd.read_parquet(folder / "metrics.parquet")
     except Exception as exc:  # noqa: BLE001 - any unreadable parquet is the same user error
         raise ResultsError(f"{folder}/metrics.parquet: cannot read: {exc}") from None
+    absent = [c for c in ROW_COLUMNS if c not in metrics.columns]
+    if absent:
+        raise ResultsError(f"{folder}/metrics.parquet: not lfrsim metrics (no column {absent[0]!r})")
     from .sweep import expand_cells
 
     cells = expand_cells(experiment.sweep)
-    return Results(experiment, cells, metrics, summarise(metrics, cells), folder)
+    try:
+        summary = summarise(metrics, cells)
+    except (KeyError, IndexError, TypeError, ValueError) as exc:
+        raise ResultsError(f"{folder}/metrics.parquet: does not match config.toml ({exc})") from None
+    return Results(experiment, cells, metrics, summary, folder)
 
 
 def differences(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
-    """Rows whose value differs between two metrics tables (empty when identical)."""
+    """The metrics whose value differs between two tables, or that only one has (empty: identical).
+
+    Columns: cell, replicate, group, metric, stored, fresh (NaN where a table lacks the row).
+    Values are compared exactly; NaN equals NaN (a rate with no denominator in both).
+    """
     keys = ["cell", "replicate", "group", "metric"]
-    if list(stored.columns) != list(fresh.columns) or len(stored) != len(fresh):
-        merged = stored.merge(fresh, on=keys, how="outer", suffixes=("_stored", "_fresh"), indicator=True)
-        return merged[merged["_merge"] != "both"][keys + ["_merge"]]
-    a = stored["value"].to_numpy()
-    b = fresh["value"].to_numpy()
-    same_keys = (stored[keys].to_numpy() == fresh[keys].to_numpy()).all(axis=1)
-    same = ((a == b) | (pd.isna(a) & pd.isna(b))) & same_keys
-    out = stored.loc[~same, keys].copy()
+
+    def keyed(frame: pd.DataFrame) -> pd.DataFrame:
+        out = frame[keys].astype(str)
+        out["value"] = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float)
+        out["_row"] = out.groupby(keys).cumcount()  # duplicates pair up in order, never multiply
+        return out
+
+    merged = keyed(stored).merge(keyed(fresh), on=[*keys, "_row"], how="outer",
+                                 suffixes=("_stored", "_fresh"), indicator=True)
+    a = merged["value_stored"].to_numpy(dtype=float)
+    b = merged["value_fresh"].to_numpy(dtype=float)
+    same = (merged["_merge"] == "both").to_numpy() & ((a == b) | (np.isnan(a) & np.isnan(b)))
+    out = merged.loc[~same, keys].copy()
     out["stored"] = a[~same]
     out["fresh"] = b[~same]
-    return out
+    return out.reset_index(drop=True)

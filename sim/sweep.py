@@ -1,34 +1,62 @@
 """Sweeps: cells x replicates, spread over an executor, results independent of how.
 
-A sweep is a grid over dotted settings (``matcher.threshold``, ``watchlist.size``, ...). Cells that
-differ only in the threshold share one search: their passers are drawn once and compared with
-every threshold (common random numbers), so a 100-threshold sweep costs about one run for the
-search stage. The unit of work is one replicate of one such group of cells; its random streams
-depend only on the root seed and the replicate, so any executor, any number of workers and any
-order of completion give the same numbers.
+A sweep is a grid over dotted settings (``matcher.threshold``, ``watchlist.size``,
+``review.officers``): the product of the value lists, or their zip. Each point is a **cell**;
+each cell is run ``replications`` times.
 
-Executors: serial (in process), local processes (the default), or an existing Dask distributed
+Think of a survey of one street with several cameras tuned differently: the same people walk
+past every camera, so differences between cameras are differences of tuning, not of crowd.
+Cells that differ only in the threshold share one search: their passers are drawn once and
+compared with every threshold (common random numbers), so a 100-threshold sweep costs about one
+run for the search stage. The **unit** of work is one replicate of one such group of cells.
+
+A unit's random streams depend only on the root seed, the replicate, the deployment and the
+stage (``sim.run.stream``), never on which worker runs it, when, or what ran before. So any
+executor, any number of workers and any order of completion give the same numbers, and a run
+interrupted and resumed gives the same numbers as one that was not.
+
+Executors share one small interface (``run(units)`` yields ``(unit, rows)`` as units finish):
+serial (in this process), local processes (the default), or an existing Dask distributed
 cluster (``--scheduler tcp://HOST:PORT``). Nothing needs a server to run.
 """
 
 from __future__ import annotations
 
 import itertools
+import os
 import signal
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from .config import Experiment, Range, Sweep
+from .config import Experiment, Range, Sweep, from_dict
+
+if TYPE_CHECKING:
+    from .results import Results
 
 THRESHOLD = "matcher.threshold"
 
+Rows = list[dict[str, Any]]
+# progress(cell-replicates done, cell-replicates in the run)
+ProgressCallback = Callable[[int, int], None]
+
+
+class ExecutorError(RuntimeError):
+    """An executor that cannot start (no Dask, no scheduler at the address, bad worker count)."""
+
 
 def expand_cells(sweep: Sweep) -> list[dict[str, Any]]:
-    """The sweep's cells in a fixed order: each a {dotted path: value} dict."""
+    """The sweep's cells in a fixed order: each a {dotted path: value} dict.
+
+    ``product`` varies the last path fastest (like nested loops in the order written); ``zip``
+    pairs the i-th values of every path and needs lists of equal length. No sweep is one cell.
+    """
     if not sweep.parameters:
         return [{}]
     paths = list(sweep.parameters)
@@ -45,7 +73,7 @@ def expand_cells(sweep: Sweep) -> list[dict[str, Any]]:
 
 @dataclass(frozen=True)
 class Unit:
-    """One replicate of a group of cells that differ only in threshold."""
+    """One replicate of a group of cells that differ only in threshold: the unit of work."""
 
     group: int
     replicate: int
@@ -57,11 +85,12 @@ class Unit:
 
     @property
     def name(self) -> str:
+        """The unit's file name in ``parts/``: stable across runs of the same config."""
         return f"group{self.group:05d}-rep{self.replicate:05d}"
 
 
 def plan(experiment: Experiment) -> tuple[list[dict[str, Any]], list[Unit]]:
-    """The cells of an experiment and the units of work that compute them."""
+    """The cells of an experiment and the units of work that compute them, in a fixed order."""
     cells = expand_cells(experiment.sweep)
     groups: dict[str, list[int]] = {}
     for i, cell in enumerate(cells):
@@ -71,25 +100,27 @@ def plan(experiment: Experiment) -> tuple[list[dict[str, Any]], list[Unit]]:
     meta = experiment.experiment
     for g, members in enumerate(groups.values()):
         rest = {k: v for k, v in cells[members[0]].items() if k != THRESHOLD}
-        group_experiment = experiment.with_values(rest) if rest or experiment.sweep.parameters else experiment
+        group_experiment = experiment.with_values(rest) if experiment.sweep.parameters else experiment
         thresholds = tuple(float(cells[i].get(THRESHOLD, experiment.matcher.threshold)) for i in members)
-        floor_ok = min(thresholds) >= group_experiment.matcher.score_floor
-        assert floor_ok, "validated: thresholds are at or above the search floor"
+        if min(thresholds) < group_experiment.matcher.score_floor:  # validation forbids it; be loud
+            raise ValueError(f"threshold {min(thresholds)} is below matcher.score_floor "
+                             f"{group_experiment.matcher.score_floor}")
+        config = group_experiment.to_toml()
         for r in range(meta.replications):
             units.append(Unit(group=g, replicate=r, seed=meta.seed, cells=tuple(members),
-                              thresholds=thresholds, config=group_experiment.to_toml(),
+                              thresholds=thresholds, config=config,
                               params=tuple(cells[i] for i in members)))
     return cells, units
 
 
-def run_unit(unit: Unit) -> list[dict[str, Any]]:
+def run_unit(unit: Unit) -> Rows:
     """Compute one unit: tidy rows (cell, replicate, group, metric, value). Pure and picklable."""
     from .metrics import unit_rows
     from .run import simulate_replicate
 
     experiment = Experiment.from_toml(unit.config)
     results = simulate_replicate(experiment, unit.replicate, sorted(set(unit.thresholds)), seed=unit.seed)
-    rows: list[dict[str, Any]] = []
+    rows: Rows = []
     for cell, threshold in zip(unit.cells, unit.thresholds, strict=True):
         rows.extend(unit_rows(cell, unit.replicate, results[threshold], experiment))
     return rows
@@ -98,32 +129,49 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
 # -- executors -------------------------------------------------------------------------------
 
 class Executor:
-    """Runs units and yields (unit, rows) as each completes."""
+    """Runs units and yields ``(unit, rows)`` as each completes, in any order."""
 
-    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, list[dict[str, Any]]]]:
+    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
         raise NotImplementedError
 
-    def close(self) -> None:
-        pass
+    def close(self, cancel: bool = False) -> None:
+        """Release the workers; ``cancel`` drops work in flight (after Ctrl-C)."""
 
 
 class SerialExecutor(Executor):
-    def run(self, units):
+    """Every unit in this process, one after another: the reference for the others."""
+
+    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
         for unit in units:
             yield unit, run_unit(unit)
 
 
-def _ignore_sigint() -> None:
+def _start_worker() -> None:
+    """Set up a worker process: deaf to Ctrl-C, and gone when its parent is.
+
+    Ctrl-C reaches the whole process group; only the parent decides what stops. A parent killed
+    outright (kill -9) cannot tell its workers, so each watches for its parent to change and
+    exits rather than linger as an orphan.
+    """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_DFL)  # the command's own SIGTERM handler is for the parent
+    parent = os.getppid()
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(0.5)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="lfrsim-parent-watch", daemon=True).start()
 
 
 class ProcessExecutor(Executor):
-    """Local worker processes; Ctrl-C stops the parent, which cancels what has not started."""
+    """Local worker processes; Ctrl-C stops the parent, which stops the workers."""
 
     def __init__(self, workers: int):
-        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_ignore_sigint)
+        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker)
 
-    def run(self, units):
+    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
         pending = {self.pool.submit(run_unit, u): u for u in units}
         try:
             while pending:
@@ -135,21 +183,29 @@ class ProcessExecutor(Executor):
             for fut in pending:
                 fut.cancel()
 
-    def close(self):
+    def close(self, cancel: bool = False) -> None:
+        if cancel:
+            # Units still running would only be thrown away: stop their processes now rather than
+            # wait for them. (ProcessPoolExecutor offers no public way before Python 3.14.)
+            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
+                process.terminate()
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 class DaskExecutor(Executor):
-    """Units as tasks on an existing Dask distributed cluster."""
+    """Units as tasks on an existing Dask distributed cluster (its workers must have lfrsim)."""
 
     def __init__(self, address: str):
         try:
             from dask.distributed import Client
-        except ImportError as exc:  # pragma: no cover - depends on the extra
-            raise RuntimeError("--scheduler needs Dask: pip install 'lfrsim[dask]'") from exc
-        self.client = Client(address, timeout="20s")
+        except ImportError:
+            raise ExecutorError("--scheduler: needs Dask distributed: pip install 'lfrsim[dask]'") from None
+        try:
+            self.client = Client(address, timeout="20s")
+        except (OSError, TimeoutError, ValueError) as exc:
+            raise ExecutorError(f"--scheduler: cannot reach a Dask scheduler at {address}: {exc}") from None
 
-    def run(self, units):
+    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
         from dask.distributed import as_completed
 
         futures = {self.client.submit(run_unit, u, pure=False, key=f"lfrsim-{u.name}-{id(self)}"): u
@@ -161,54 +217,75 @@ class DaskExecutor(Executor):
             for fut in futures:
                 fut.cancel()
 
-    def close(self):
+    def close(self, cancel: bool = False) -> None:
         self.client.close()
 
 
 def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:
+    """Dask if a scheduler address is given, else local processes (or serial for one worker)."""
     if scheduler:
         return DaskExecutor(scheduler)
-    if workers <= 1:
+    if workers < 1:
+        raise ExecutorError(f"--workers: must be >= 1, got {workers}")
+    if workers == 1:
         return SerialExecutor()
     return ProcessExecutor(workers)
 
 
-def run_experiment(experiment: Experiment, replications: int | None = None, seed: int | None = None,
-                   workers: int = 1, out=None, scheduler: str | None = None, resume: bool = False,
-                   progress: Callable[[int, int], None] | None = None):
-    """Run every unit of an experiment and return its ``Results`` (written to ``out`` if given)."""
-    from .results import Results, ResultsWriter
+# -- running an experiment -------------------------------------------------------------------
 
+def with_overrides(experiment: Experiment, replications: int | None = None,
+                   seed: int | None = None) -> Experiment:
+    """The experiment with its replications and root seed replaced (validated again)."""
     update: dict[str, Any] = {}
     if replications is not None:
         update["replications"] = int(replications)
     if seed is not None:
         update["seed"] = int(seed)
-    if update:
-        meta = experiment.experiment.model_copy(update=update)
-        experiment = Experiment.model_validate({**experiment.to_dict(), "experiment": meta.model_dump(),
-                                                "matcher": {**experiment.to_dict()["matcher"],
-                                                            "parameters": "inline"}})
+    if not update:
+        return experiment
+    data = experiment.to_dict()
+    data["experiment"].update(update)
+    return from_dict(data)
+
+
+def run_experiment(experiment: Experiment, replications: int | None = None, seed: int | None = None,
+                   workers: int = 1, out: str | Path | None = None, scheduler: str | None = None,
+                   resume: bool = False, progress: ProgressCallback | None = None) -> Results:
+    """Run every unit of an experiment and return its ``Results`` (written to ``out`` if given).
+
+    With ``out``, each unit is written to ``out/parts/`` as it finishes; ``resume`` keeps the
+    units already there and runs only the others. ``progress`` is told the cell-replicates done
+    and in total, first before anything runs and then after each unit.
+    """
+    from .results import Results, ResultsWriter
+
+    experiment = with_overrides(experiment, replications, seed)
     cells, units = plan(experiment)
-    writer = ResultsWriter(out, experiment, cells, resume=resume) if out is not None else None
-    done_rows: dict[str, list[dict[str, Any]]] = {}
-    if writer is not None:
-        done_rows.update(writer.completed())
+    writer = ResultsWriter(out, experiment, cells, units, resume=resume) if out is not None else None
+    done_rows: dict[str, Rows] = writer.completed() if writer is not None else {}
     todo = [u for u in units if u.name not in done_rows]
-    executor = make_executor(workers, scheduler)
-    finished = len(units) - len(todo)
+    total = sum(len(u.cells) for u in units)
+    finished = total - sum(len(u.cells) for u in todo)
     if progress:
-        progress(finished, len(units))
+        progress(finished, total)
+    executor = make_executor(workers, scheduler)
+    cancel = True
     try:
         for unit, rows in executor.run(todo):
             done_rows[unit.name] = rows
             if writer is not None:
-                writer.write_unit(unit.name, rows)
-            finished += 1
+                writer.write_unit(unit, rows)
+            finished += len(unit.cells)
             if progress:
-                progress(finished, len(units))
+                progress(finished, total)
+        cancel = False
+    except KeyboardInterrupt:
+        if writer is not None:
+            writer.interrupted()
+        raise
     finally:
-        executor.close()
+        executor.close(cancel=cancel)
     ordered = [row for u in units for row in done_rows[u.name]]
     results = Results.from_rows(experiment, cells, ordered)
     if writer is not None:
@@ -220,5 +297,6 @@ def seeds_for(experiment: Experiment) -> dict[str, Any]:
     """The seed layout, for the manifest."""
     return {"root": experiment.experiment.seed, "replications": experiment.experiment.replications,
             "streams": "SeedSequence(root, spawn_key=(replicate, deployment, stage)); stages: "
-                       "0 programme, 1 watchlist, 2 crowd and search, 3 review",
+                       "0 programme, 1 watchlist, 2 crowd and search, 3 review; the same for every cell "
+                       "(common random numbers)",
             "numpy": np.__version__}
