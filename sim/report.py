@@ -49,6 +49,179 @@ def _png(fig, path: Path) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+PARAM_LABELS = {"matcher.threshold": "threshold (vendor score)", "watchlist.size": "watchlist entries",
+                "review.officers": "intervention officers", "review.operators": "operators"}
+
+
+def _params(summary: pd.DataFrame) -> list[str]:
+    fixed = {"cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates"}
+    return [c for c in summary.columns if c not in fixed]
+
+
+def _series(summary: pd.DataFrame, metric: str, group: str = "all") -> pd.DataFrame:
+    return summary[(summary["metric"] == metric) & (summary["group"] == group)]
+
+
+def _lines(summary: pd.DataFrame, x: str, metric: str, group: str = "all"):
+    """(label, rows sorted by x) for each combination of the other swept settings."""
+    rows = _series(summary, metric, group)
+    others = [p for p in _params(summary) if p != x]
+    if not others:
+        yield "", rows.sort_values(x)
+        return
+    for key, part in rows.groupby(others, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        label = ", ".join(f"{PARAM_LABELS.get(o, o)} {k}" for o, k in zip(others, key, strict=True))
+        yield label, part.sort_values(x)
+
+
+def _plot_metric(ax, summary, x, metric, group="all", scale=1.0, band=True, log=False, **style):
+    for label, rows in _lines(summary, x, metric, group):
+        xs = rows[x].astype(float).to_numpy()
+        est = rows["estimate"].to_numpy(float) * scale
+        if log:  # a zero count has no place on a log axis: its interval's upper end still shows
+            est = np.where(est > 0, est, np.nan)
+        ax.plot(xs, est, marker="o", ms=3, label=label or None, **style)
+        if band:
+            low = rows["ci_low"].to_numpy(float) * scale
+            ax.fill_between(xs, np.where(low > 0, low, np.nan) if log else low, rows["ci_high"] * scale,
+                            alpha=0.2)
+
+
+def _figure_threshold(plt, folder, results) -> list[str]:
+    """False alerts vs threshold with the reported point; DET per group; disparity."""
+    summary, exp = results.summary, results.experiment
+    x = "matcher.threshold"
+    drawn = []
+    cmp_ = exp.comparison
+    fig, ax = plt.subplots(figsize=(8, 5))
+    per = cmp_.faces if cmp_ else 1e6
+    _plot_metric(ax, summary, x, "false_alert_rate", scale=per, log=True)
+    exp_rate = _expected_rate(summary)
+    for label, rows in _lines(exp_rate, x, "expected_false_alert_rate"):
+        ax.plot(rows[x].astype(float), rows["estimate"] * per, ls="--", color="grey",
+                label=("exact expectation" + (f" ({label})" if label else "")))
+    if cmp_ is not None:
+        lo, hi = _poisson(cmp_.false_alerts)
+        ax.errorbar([cmp_.threshold if cmp_.threshold is not None else exp.matcher.threshold],
+                    [cmp_.false_alerts], yerr=[[cmp_.false_alerts - lo],
+                    [hi - cmp_.false_alerts]], fmt="s", color="crimson", capsize=4,
+                    label=f"reported: {cmp_.false_alerts} (Poisson 95%)")
+    ax.set_yscale("log")
+    ax.set_xlabel(PARAM_LABELS[x])
+    ax.set_ylabel(f"false alerts per {per:,.0f} faces")
+    ax.set_title("False alerts against threshold (simulated, 95% Clopper–Pearson)")
+    ax.legend(fontsize=8)
+    _png(fig, folder / "false_alerts_vs_threshold.png")
+    plt.close(fig)
+    drawn.append("false_alerts_vs_threshold.png")
+
+    # DET: FNIR against FPIR per group, probit axes, from the exact expectations
+    from scipy import stats
+
+    fig, ax = plt.subplots(figsize=(7, 6))
+    groups = [g for g in summary["group"].unique() if g != "all"]
+    fpir = _expected_fpir(summary)
+    tpir = _expected_ratio(summary, "expected_true_alerts", "watchlisted_passers", "expected_tpir")
+    for g in groups:
+        f = fpir[fpir["group"] == g].sort_values(x)
+        t = tpir[tpir["group"] == g].sort_values(x)
+        if f.empty or t.empty:
+            continue
+        fp = np.clip(f["estimate"].to_numpy(float), 1e-12, 1 - 1e-12)
+        fn = np.clip(1 - t["estimate"].to_numpy(float), 1e-6, 1 - 1e-6)
+        n = min(len(fp), len(fn))
+        ax.plot(stats.norm.ppf(fp[:n]), stats.norm.ppf(fn[:n]), label=g)
+    ticks = [1e-9, 1e-7, 1e-5, 1e-3, 1e-1]
+    ax.set_xticks(stats.norm.ppf(ticks), [f"{t:g}" for t in ticks])
+    yt = [0.01, 0.05, 0.1, 0.2, 0.5]
+    ax.set_yticks(stats.norm.ppf(yt), [f"{t:g}" for t in yt])
+    ax.set_xlabel("FPIR (exact expectation, probit scale)")
+    ax.set_ylabel("FNIR = 1 − TPIR (probit scale)")
+    ax.set_title("DET curves per passer group across thresholds")
+    ax.legend(fontsize=7, ncol=2)
+    _png(fig, folder / "det_by_group.png")
+    plt.close(fig)
+    drawn.append("det_by_group.png")
+
+    fig, ax = plt.subplots(figsize=(8, 4.5))
+    ratios = disparity_by_cell(summary)
+    frame = ratios.drop(columns=["highest", "lowest"]).assign(group="all", metric="ratio", ci_low=np.nan,
+                                                              ci_high=np.nan, replicates=0)
+    for label, rows in _lines(frame, x, "ratio"):
+        ax.plot(rows[x].astype(float), rows["estimate"], marker="o", ms=3, label=label or None)
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_yscale("log")
+    ax.set_xlabel(PARAM_LABELS[x])
+    ax.set_ylabel("highest / lowest group FPIR")
+    ax.set_title("Disparity between passer groups (exact expected FPIR)")
+    _png(fig, folder / "disparity_vs_threshold.png")
+    plt.close(fig)
+    drawn.append("disparity_vs_threshold.png")
+    return drawn
+
+
+def _poisson(k: int) -> tuple[float, float]:
+    from .metrics import poisson_interval
+
+    return poisson_interval(k)
+
+
+def _expected_rate(summary: pd.DataFrame) -> pd.DataFrame:
+    """Exact expected false alerts per face, per cell and group, as a summary-shaped frame."""
+    return _expected_ratio(summary, "expected_false_alerts", "faces", "expected_false_alert_rate")
+
+
+def _expected_ratio(summary: pd.DataFrame, numerator: str, denominator: str, name: str) -> pd.DataFrame:
+    e = summary[summary["metric"] == numerator].set_index(["cell", "group"])
+    n = summary[summary["metric"] == denominator].set_index(["cell", "group"])["estimate"]
+    out = e.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["estimate"] = e["estimate"] / n.reindex(e.index)
+    out["metric"] = name
+    return out.reset_index()
+
+
+def _expected_fpir(summary: pd.DataFrame) -> pd.DataFrame:
+    """Exact expected FPIR per cell and group. Watchlisted passers' false alerts are a negligible
+    share of the expectation (prevalence ~1e-3), so dividing by non-mated passers is exact to that."""
+    return _expected_ratio(summary, "expected_false_alerts", "nonmated_passers", "expected_fpir")
+
+
+def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: highest over lowest group FPIR from the exact expectations (no sampling noise)."""
+    fpir = _expected_fpir(summary)
+    fpir = fpir[fpir["group"] != "all"]
+    rows = []
+    params = _params(summary)
+    for cell, part in fpir.groupby("cell"):
+        rates = part.set_index("group")["estimate"]
+        rates = rates[rates > 0]
+        first = part.iloc[0]
+        rows.append({"cell": cell, **{p: first[p] for p in params},
+                     "estimate": float(rates.max() / rates.min()) if len(rates) else math.nan,
+                     "highest": rates.idxmax() if len(rates) else "", "lowest": rates.idxmin() if len(rates) else ""})
+    return pd.DataFrame(rows)
+
+
+def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
+    """Faces scanned per year per London resident of each group (2021 census, sexes split evenly)."""
+    from . import data as shipped
+
+    wards, boroughs = shipped.census()
+    residents = {e: sum(b[e] for b in boroughs.values()) for e in shipped.ETHNICITIES}
+    rows = []
+    for g in summary["group"].unique():
+        if g == "all":
+            continue
+        eth = g.split("_", 1)[1]
+        faces = _value(summary, cell, g, "faces")[0]
+        rows.append({"group": g, "faces": faces, "residents": residents[eth] / 2,
+                     "scans_per_resident": faces / (residents[eth] / 2)})
+    del wards
+    return pd.DataFrame(rows)
+
+
 def draw_figures(folder: Path, results: Results) -> list[str]:
     """Draw the figures the results support; return their file names."""
     import matplotlib
@@ -59,6 +232,7 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     summary = results.summary
+    params = _params(summary)
     drawn: list[str] = []
     groups = [g for g in summary["group"].unique() if g != "all"]
 
@@ -68,12 +242,17 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     est = np.array([r[0] for r in rates]) * 1e6
     lo = np.array([r[1] for r in rates]) * 1e6
     hi = np.array([r[2] for r in rates]) * 1e6
-    ax.bar(groups, est, color="#4472c4")
+    expected = _expected_rate(summary)
+    exp_g = [float(expected[(expected["cell"] == 0) & (expected["group"] == g)]["estimate"].iloc[0]) * 1e6
+             for g in groups]
+    ax.bar(groups, est, color="#4472c4", label="simulated")
     ax.errorbar(groups, est, yerr=[np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)], fmt="none",
                 color="black", capsize=3)
+    ax.scatter(groups, exp_g, color="crimson", marker="_", s=200, zorder=3, label="exact expectation")
     ax.set_ylabel("false alerts per million faces")
-    ax.set_title("False alerts per face by passer group (95% Clopper–Pearson)")
+    ax.set_title("False alerts per face by passer group (cell 0, 95% Clopper–Pearson)")
     ax.tick_params(axis="x", rotation=45)
+    ax.legend(fontsize=8)
     _png(fig, figures / "false_alerts_by_group.png")
     plt.close(fig)
     drawn.append("false_alerts_by_group.png")
@@ -82,32 +261,58 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     fig, ax = plt.subplots(figsize=(8, 4))
     vals = [_value(summary, 0, "all", m)[0] for m in FUNNEL]
     ax.barh(list(FUNNEL)[::-1], vals[::-1], color="#70ad47")
+    for i, v in enumerate(vals[::-1]):
+        ax.text(v, i, f" {_fmt(v)}", va="center", fontsize=8)
     ax.set_xlabel("per programme (mean over replicates)")
-    ax.set_title("Alert funnel: alerts → review → engagement → outcome")
+    ax.set_title("Alert funnel: alerts → review → engagement → outcome (cell 0)")
     _png(fig, figures / "alert_funnel.png")
     plt.close(fig)
     drawn.append("alert_funnel.png")
 
-    # anything swept: false alerts and TPIR against the first swept setting
-    params = [c for c in summary.columns if c not in
-              {"cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates"}]
-    if params and len(results.cells) > 1:
-        x_name = params[0]
-        part = summary[(summary["group"] == "all")]
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+    # exposure: scans per London resident per programme, by group
+    exposure = exposure_per_head(summary, 0)
+    fig, ax = plt.subplots(figsize=(8, 4))
+    ax.bar(exposure["group"], exposure["scans_per_resident"], color="#ed7d31")
+    ax.set_ylabel("faces scanned per London resident")
+    ax.set_title("Exposure per head by group (cell 0; 2021 census residents)")
+    ax.tick_params(axis="x", rotation=45)
+    _png(fig, figures / "exposure_per_head.png")
+    plt.close(fig)
+    drawn.append("exposure_per_head.png")
+
+    if "matcher.threshold" in params and summary["matcher.threshold"].nunique() > 2:
+        drawn += _figure_threshold(plt, figures, results)
+    for x in params:
+        if x == "matcher.threshold" and summary[x].nunique() > 2:
+            continue
+        name = x.replace(".", "_")
+        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
         for ax, metric, label in ((axes[0], "false_alerts", "false alerts per programme"),
-                                  (axes[1], "tpir", "TPIR")):
-            rows = part[part["metric"] == metric].sort_values(x_name)
-            ax.plot(rows[x_name], rows["estimate"], marker="o", ms=3)
-            ax.fill_between(rows[x_name].astype(float), rows["ci_low"], rows["ci_high"], alpha=0.25)
-            ax.set_xlabel(x_name)
+                                  (axes[1], "ppv", "PPV (precision of alerts)"),
+                                  (axes[2], "lost_alerts", "lost alerts per programme")):
+            _plot_metric(ax, summary, x, metric)
+            ax.set_xlabel(PARAM_LABELS.get(x, x))
             ax.set_ylabel(label)
-            if metric == "false_alerts" and (rows["estimate"] > 0).all():
-                ax.set_yscale("log")
-        fig.suptitle(f"Sweep over {x_name} (95% intervals)")
-        _png(fig, figures / "sweep.png")
+            if x == "watchlist.size":
+                ax.set_xscale("log")
+        axes[0].legend(fontsize=7)
+        fig.suptitle(f"Against {PARAM_LABELS.get(x, x)} (95% intervals)")
+        _png(fig, figures / f"sweep_{name}.png")
         plt.close(fig)
-        drawn.append("sweep.png")
+        drawn.append(f"sweep_{name}.png")
+    if any(p.startswith("review.") for p in params):
+        x = next(p for p in params if p.startswith("review."))
+        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
+        _plot_metric(axes[0], summary, x, "officer_utilisation")
+        _plot_metric(axes[1], summary, x, "wrongful_stops")
+        axes[0].set_ylabel("officer utilisation")
+        axes[1].set_ylabel("wrongful stops per programme")
+        for ax in axes:
+            ax.set_xlabel(PARAM_LABELS.get(x, x))
+        axes[0].legend(fontsize=7)
+        _png(fig, figures / "officer_utilisation.png")
+        plt.close(fig)
+        drawn.append("officer_utilisation.png")
     return drawn
 
 
