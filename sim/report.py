@@ -200,7 +200,8 @@ def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
         first = part.iloc[0]
         rows.append({"cell": cell, **{p: first[p] for p in params},
                      "estimate": float(rates.max() / rates.min()) if len(rates) else math.nan,
-                     "highest": rates.idxmax() if len(rates) else "", "lowest": rates.idxmin() if len(rates) else ""})
+                     "highest": rates.idxmax() if len(rates) else "",
+                     "lowest": rates.idxmin() if len(rates) else ""})
     return pd.DataFrame(rows)
 
 
@@ -340,9 +341,9 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
                 lines.append("| … | | | | | |")
                 break
         lines += ["", f"Reported: {exp.comparison.label} ({exp.comparison.false_alerts} false alerts in "
-                  f"{exp.comparison.faces:,} faces). The p-value asks how surprising the reported count is if "
-                  "the model's exact expected rate held; the implied threshold is where the model would "
-                  "expect the reported count.", ""]
+                  f"{exp.comparison.faces:,} faces). The p-value asks how surprising the reported count "
+                  "is if the model's exact expected rate held; the implied threshold is where the model "
+                  "would expect the reported count.", ""]
     lines += ["## Headline (cell 0)", "", "| group | faces | alerts | true | false | expected false | "
               "arrests | wrongful stops | false alerts per million faces (95% CI) |",
               "|---|---|---|---|---|---|---|---|---|"]
