@@ -307,24 +307,31 @@ class Matcher(Frozen):
 class Review(Frozen):
     """Operators who adjudicate alerts and intervention officers who stop passers.
 
-    Defaults and their evidence are in docs/model.md (the Met's 2023-24 records).
+    Defaults and their evidence (the Met's 2023-24 deployment records) are in docs/review.md;
+    the model itself is described in ``sim.review``. Officers work in teams of
+    ``officers_per_engagement``; officers left over from the last full team stand idle.
     """
 
     operators: int = Field(default=2, ge=0, le=10_000)
     officers: int = Field(default=8, ge=0, le=10_000)
+    officers_per_engagement: int = Field(default=2, ge=1, le=100)
     require_operator_review: bool = True
     review_seconds_mean: NonNegative = 15.0
     review_seconds_cv: float = Field(default=0.5, ge=0.0, le=10.0, allow_inf_nan=False)
-    p_confirm_true: Probability = 0.99
-    p_confirm_false: Probability = 0.90
+    p_confirm_true: Probability = 0.995
+    p_confirm_false: Probability = 0.97
     automation_bias: float = Field(default=0.0, ge=0.0, le=100.0, allow_inf_nan=False)
     zone_length_m: Positive = 120.0
     walking_speed_m_s: Positive = 1.3
+    walking_speed_cv: float = Field(default=0.2, ge=0.0, le=2.0, allow_inf_nan=False)
     response_seconds_mean: NonNegative = 20.0
+    response_seconds_cv: float = Field(default=0.5, ge=0.0, le=10.0, allow_inf_nan=False)
     engagement_minutes_mean: NonNegative = 10.0
-    p_arrest: Probability = 0.46
+    engagement_minutes_cv: float = Field(default=0.5, ge=0.0, le=10.0, allow_inf_nan=False)
+    arrest_minutes_mean: NonNegative = 40.0
+    p_arrest: Probability = 0.47
     p_other_disposal: Probability = 0.0
-    p_wrongful_arrest: Probability = 0.0
+    p_wrongful_arrest: Probability = 0.01
 
     @model_validator(mode="after")
     def _consistent(self):

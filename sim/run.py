@@ -51,7 +51,10 @@ COUNT_METRICS = (
     "passers", "faces", "watchlisted_passers", "nonmated_passers", "alerts", "true_alerts",
     "false_alerts", "nonmated_false_alerts", "expected_false_alerts", "expected_true_alerts",
     "operator_rejected", "lost_alerts", "engagements", "arrests", "other_disposals", "no_action",
-    "wrongful_stops", "wrongful_arrests",
+    "wrongful_stops", "wrongful_arrests", "lost_true_alerts",
+    # review totals per group, in seconds (a group's mean wait = total / its alerts; see docs/review.md)
+    "operator_busy_seconds", "officer_busy_seconds", "operator_wait_seconds_total",
+    "officer_wait_seconds_total", "seconds_to_engagement_total",
 )
 # rate metric -> (numerator count, denominator count)
 RATE_METRICS = {
@@ -61,7 +64,8 @@ RATE_METRICS = {
     "ppv": ("true_alerts", "alerts"),
 }
 PROGRAMME_METRICS = ("deployments", "officer_utilisation", "operator_utilisation",
-                     "mean_seconds_to_engagement", "implied_threshold")
+                     "mean_seconds_to_engagement", "implied_threshold",
+                     "mean_operator_wait_seconds", "mean_officer_wait_seconds")
 
 
 def stream(seed: int, *key: int) -> np.random.Generator:
@@ -162,7 +166,6 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
         searched.append((site, cands))
 
     nonmated = sum(nonmated_cells.values(), np.zeros(n_groups, np.int64))
-    total_hours = sum(s.duration_hours for s in sites)
     results: dict[float, dict[str, np.ndarray | float]] = {}
     for threshold in thresholds:
         t = float(to_latent(threshold))
@@ -174,8 +177,8 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
         exp_false, exp_true = _expectations(table, t, nonmated_cells, mated_cells, n_groups)
         counts["expected_false_alerts"] = exp_false
         counts["expected_true_alerts"] = exp_true
-        officer_busy = operator_busy = 0.0
-        waits = []
+        officer_busy = operator_busy = officer_on_duty = operator_on_duty = 0.0
+        waits, operator_waits, officer_waits = [], [], []
         for site, c in searched:
             hit = c.best >= t
             alerts = Alerts(seconds=c.seconds[hit], true_match=c.true_match[hit],
@@ -193,21 +196,36 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
                                ("wrongful_stops", WRONGFUL_STOP), ("wrongful_arrests", WRONGFUL_ARREST)):
                 counts[name] += np.bincount(g[out == code], minlength=n_groups)
             counts["engagements"] += np.bincount(g[np.isin(out, ENGAGED)], minlength=n_groups)
+            counts["lost_true_alerts"] += np.bincount(g[(out == LOST) & true_hit], minlength=n_groups)
+            for name, per_alert in (("operator_busy_seconds", reviewed.operator_seconds),
+                                    ("officer_busy_seconds", reviewed.officer_seconds),
+                                    ("operator_wait_seconds_total", reviewed.operator_wait),
+                                    ("officer_wait_seconds_total", reviewed.officer_wait),
+                                    ("seconds_to_engagement_total", reviewed.to_engagement)):
+                counts[name] += np.bincount(g, weights=np.nan_to_num(per_alert), minlength=n_groups)
             officer_busy += reviewed.officer_busy_seconds
             operator_busy += reviewed.operator_busy_seconds
+            officer_on_duty += reviewed.officer_on_duty_seconds
+            operator_on_duty += reviewed.operator_on_duty_seconds
             waits.append(reviewed.wait_seconds[np.isfinite(reviewed.wait_seconds)])
-        rev = experiment.review
-        all_waits = np.concatenate(waits) if waits else np.empty(0)
+            operator_waits.append(reviewed.operator_wait[np.isfinite(reviewed.operator_wait)])
+            officer_waits.append(reviewed.officer_wait[np.isfinite(reviewed.officer_wait)])
         programme = {
             "deployments": float(len(sites)),
-            "officer_utilisation": officer_busy / (rev.officers * total_hours * 3600) if rev.officers else 0.0,
-            "operator_utilisation": (operator_busy / (rev.operators * total_hours * 3600)
-                                     if rev.operators and rev.require_operator_review else 0.0),
-            "mean_seconds_to_engagement": float(all_waits.mean()) if all_waits.size else float("nan"),
+            "officer_utilisation": officer_busy / officer_on_duty if officer_on_duty else 0.0,
+            "operator_utilisation": operator_busy / operator_on_duty if operator_on_duty else 0.0,
+            "mean_seconds_to_engagement": _mean(waits),
+            "mean_operator_wait_seconds": _mean(operator_waits),
+            "mean_officer_wait_seconds": _mean(officer_waits),
             "implied_threshold": _implied_threshold(experiment, table, nonmated_cells, faces.sum()),
         }
         results[float(threshold)] = {"counts": counts, "programme": programme}
     return results
+
+
+def _mean(parts: list[np.ndarray]) -> float:
+    values = np.concatenate(parts) if parts else np.empty(0)
+    return float(values.mean()) if values.size else float("nan")
 
 
 def _expectations(table: SearchTable, t: float, nonmated_cells: dict[float, np.ndarray],
