@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import stats
+from scipy import special, stats
 
 from .scores import ScoreModel, to_latent
 from .watchlist import Watchlist
@@ -133,10 +133,12 @@ class SearchTable:
             pad = int(np.abs(self.offsets).max(initial=0))
             padded = -np.expm1(-looks * np.exp(self._padded(pad)))
             n = self.log_hazard.shape[1]
-            s = np.zeros_like(self.log_hazard)
-            for off, w in zip(self.offsets, self.weights, strict=True):
-                # probe effect p = off*step: P(I >= x | p) = a(H(x - p))
-                s += w * padded[:, pad - off: pad - off + n]
+            # probe effect p = off*step: P(I >= x | p) = a(H(x - p)); averaging over the
+            # (symmetric) offsets is a convolution with the weights
+            if len(self.offsets) == 1:
+                s = padded[:, pad: pad + n].copy()
+            else:
+                s = np.stack([np.convolve(row, self.weights, mode="valid")[:n] for row in padded])
             self._exceed_cache[key] = s
         return self._exceed_cache[key]
 
@@ -186,6 +188,31 @@ class SearchTable:
         p_true = float(np.sum(-np.diff(gen_sf) * (1.0 - mid_imp)) + gen_sf[-1])
         p_false = float(np.sum(-np.diff(imp_sf) * mid_gen) + imp_sf[-1])
         return min(max(p_true, 0.0), 1.0), min(max(p_false, 0.0), 1.0)
+
+    def true_alert_probabilities(self, t: float, looks: float = 1.0, size_scale: float = 1.0) -> np.ndarray:
+        """P(true alert) at latent threshold t for a watchlisted passer of each group, shape (G,).
+
+        The vectorised form of ``mated_alert_probabilities(g, t)[0]``: the own entry's genuine
+        score G must reach t and beat the best impostor I, P = int_t^inf f_G(x) P(I < x) dx.
+        """
+        m = self.model
+        if t == np.inf:
+            return np.zeros(len(m.groups))
+        grid = self.grid
+        lo = max(t, grid[0])
+        pts = np.concatenate([[lo], grid[grid > lo]])
+        if len(pts) == 1:
+            pts = np.array([lo, lo + self.step])
+        loc = m.genuine_location[:, None]
+        sd = m.genuine_sd[:, None]
+        # best of k looks: log P(G >= x) = log(1 - Phi(z)^k), exact in the upper tail
+        log_cdf = looks * special.log_ndtr((pts[None, :] - loc) / sd)
+        gen_sf = -np.expm1(log_cdf)
+        imp_sf = np.exp(np.stack([self.impostor_logsf(g, pts, looks * size_scale)
+                                  for g in range(len(m.groups))]))
+        mid_imp = 0.5 * (imp_sf[:, :-1] + imp_sf[:, 1:])
+        p_true = np.sum(-np.diff(gen_sf, axis=1) * (1.0 - mid_imp), axis=1) + gen_sf[:, -1]
+        return np.clip(p_true, 0.0, 1.0)
 
     # -- sampling --------------------------------------------------------------------------
 
