@@ -134,7 +134,8 @@ def met_records() -> tuple[MetRecord, ...]:
         out.append(MetRecord(
             date=r["date"], site=r["deployment"], borough=r["borough"], ward_code=r["ward_code"],
             period=_period(r["date"], threshold), threshold=threshold,
-            watchlist_size=_num(r["watchlist_size"]), faces=_num(r["faces_seen"]), hours=_hours(r["duration"]),
+            watchlist_size=_num(r["watchlist_size"]), faces=_num(r["faces_seen"]),
+            hours=_hours(r["duration"]),
             ethnicity_shares=shares, alerts=true + false, true_alerts=true, false_alerts=false,
             arrests=_count(r["arrests"]), published_alerts=published))
     return tuple(out)
@@ -184,9 +185,11 @@ def evidence(records: tuple[MetRecord, ...] | None = None) -> Evidence:
         npl={"crowd": float(npl["crowd_passers_min"]), "mated": float(npl["volunteers"]) * 10,
              "tpir": float(npl["tpir_at_0_60"]), "fpir_10000": float(npl["fpir_at_0_60_watchlist_10000"]),
              "fpir_1000": float(npl["fpir_at_0_60_watchlist_1000"]),
-             "fp_0.60": float(npl["false_positives_at_0_60"]), "fp_0.62": float(npl["false_positives_at_0_62"]),
+             "fp_0.60": float(npl["false_positives_at_0_60"]),
+             "fp_0.62": float(npl["false_positives_at_0_62"]),
              "fp_0.64": float(npl["false_positives_at_0_64"])},
-        met_shares=np.array([_group_shares(np.array(r.ethnicity_shares), 0.5) for r in records]).reshape(-1, 10),
+        met_shares=np.array([_group_shares(np.array(r.ethnicity_shares), 0.5)
+                             for r in records]).reshape(-1, len(groups)),
         met_size=np.array([r.watchlist_size for r in records], dtype=float),
         met_threshold=np.array([r.threshold for r in records], dtype=float),
         met_alerts=np.array([r.alerts for r in records], dtype=np.int64),
@@ -501,7 +504,8 @@ def target_table(pred: Predictions, ev: Evidence, prevalence: float) -> list[dic
         round(n["fpir_1000"] * n["crowd"]), poisson(pred.npl_fpir_1000 * n["crowd"]))
     add("npl_fp_0.62_of_0.60", "NPL 2023: 1 of the 7 false positives at 0.60 remains at 0.62",
         n["fp_0.62"], binom(n["fp_0.60"], f[0.62] / f[0.60]))
-    add("npl_fp_0.64_of_0.62", "NPL 2023: 0 of 1 remains at 0.64", n["fp_0.64"], binom(n["fp_0.62"], f[0.64] / f[0.62]))
+    add("npl_fp_0.64_of_0.62", "NPL 2023: 0 of 1 remains at 0.64", n["fp_0.64"],
+        binom(n["fp_0.62"], f[0.64] / f[0.62]))
     add("npl_minority_of_fp_0.60", "NPL 2023: all 7 false positives at 0.60 on ethnic-minority passers",
         n["fp_0.60"], binom(n["fp_0.60"], pred.minority_share))
     q = met_false_share(pred, prevalence)
