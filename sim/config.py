@@ -37,9 +37,13 @@ Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Latent = Annotated[float, Field(ge=-50.0, le=50.0, allow_inf_nan=False)]
 NonNegative = Annotated[float, Field(ge=0.0, le=1e12, allow_inf_nan=False)]
 Positive = Annotated[float, Field(gt=0.0, le=1e12, allow_inf_nan=False)]
+# spreads of latent (logit) scores: beyond these the score model means nothing on a [0, 1] scale
+LatentSd = Annotated[float, Field(ge=1e-3, le=10.0, allow_inf_nan=False)]
+EffectSd = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
 ETHNICITIES = ("asian", "black", "mixed", "white", "other")
 MAX_WATCHLIST = 100_000_000
+MIN_RESOLVABLE = 1e-6
 
 
 class ConfigError(ValueError):
@@ -230,7 +234,7 @@ class ScoreParameters(Frozen):
     """Latent (logit-scale) parameters of the score model; see ``sim.scores`` and docs/model.md."""
 
     impostor_location: Latent = -0.90
-    impostor_sd: Positive = 0.24
+    impostor_sd: LatentSd = 0.24
     same_sex_shift: Latent = 0.10
     same_ethnicity_shift: Latent = 0.16
     probe_female_shift: Latent = 0.03
@@ -239,18 +243,26 @@ class ScoreParameters(Frozen):
     entry_female_shift: Latent = 0.0
     entry_ethnicity_shift: dict[str, Latent] = Field(
         default_factory=lambda: {e: 0.0 for e in ETHNICITIES})
-    probe_effect_sd: NonNegative = 0.03
-    entry_effect_sd: NonNegative = 0.03
+    probe_effect_sd: EffectSd = 0.03
+    entry_effect_sd: EffectSd = 0.03
     lamb_share: Probability = 0.01
     lamb_shift: Latent = 0.10
     tail: Literal["gaussian", "pareto"] = "gaussian"
     tail_knot_sd: float = Field(default=3.0, ge=0.0, le=20.0, allow_inf_nan=False)
     tail_shape: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
     genuine_location: Latent = 1.02
-    genuine_sd: Positive = 0.50
+    genuine_sd: LatentSd = 0.50
     genuine_female_shift: Latent = 0.0
     genuine_ethnicity_shift: dict[str, Latent] = Field(
         default_factory=lambda: {e: 0.0 for e in ETHNICITIES})
+
+    @field_validator("tail_shape", "probe_effect_sd", "entry_effect_sd")
+    @classmethod
+    def _zero_or_resolvable(cls, v):
+        # 1e-300 is 0 in all but round-off, which turns it into NaN or infinity
+        if 0.0 < v < MIN_RESOLVABLE:
+            raise ValueError(f"must be 0 or between {MIN_RESOLVABLE:g} and 1, got {v:g}")
+        return v
 
     @field_validator("probe_ethnicity_shift", "entry_ethnicity_shift", "genuine_ethnicity_shift")
     @classmethod
