@@ -195,13 +195,13 @@ class ProcessExecutor(Executor):
 class DaskExecutor(Executor):
     """Units as tasks on an existing Dask distributed cluster (its workers must have lfrsim)."""
 
-    def __init__(self, address: str):
+    def __init__(self, address: str, timeout_seconds: float = 20.0):
         try:
             from dask.distributed import Client
         except ImportError:
             raise ExecutorError("--scheduler: needs Dask distributed: pip install 'lfrsim[dask]'") from None
         try:
-            self.client = Client(address, timeout="20s")
+            self.client = Client(address, timeout=f"{timeout_seconds}s")
         except (OSError, TimeoutError, ValueError) as exc:
             raise ExecutorError(f"--scheduler: cannot reach a Dask scheduler at {address}: {exc}") from None
 

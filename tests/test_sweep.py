@@ -1,0 +1,250 @@
+"""Sweeps: expansion, the units of work, and numbers that do not depend on how they are run."""
+
+from __future__ import annotations
+
+import itertools
+import math
+
+import pandas as pd
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from sim.config import ConfigError, Range, Sweep, from_dict
+from sim.sweep import (
+    ProcessExecutor,
+    SerialExecutor,
+    expand_cells,
+    plan,
+    run_experiment,
+    run_unit,
+)
+
+
+def tiny(sweep: dict | None = None, replications: int = 2, **sections) -> dict:
+    """A programme of two one-hour deployments: a unit runs in a few hundredths of a second."""
+    data = {
+        "experiment": {"name": "tiny", "seed": 5, "replications": replications},
+        "programme": {"generator": {"weeks": 1, "deployments_per_week": 2, "duration_hours": 1.0,
+                                    "footfall_per_hour": 2000.0}},
+        "watchlist": {"size": 2000},
+    }
+    if sweep is not None:
+        data["sweep"] = sweep
+    for section, values in sections.items():
+        data.setdefault(section, {}).update(values)
+    return data
+
+
+GRID = {"parameters": {"matcher.threshold": [0.58, 0.60, 0.64], "watchlist.size": [1000, 5000]}}
+
+
+# -- expansion ---------------------------------------------------------------------------------
+
+values_lists = st.lists(st.integers(-1000, 1000), min_size=1, max_size=4)
+paths = st.lists(st.sampled_from(["a.x", "b.y", "c.z", "d.w"]), min_size=1, max_size=4, unique=True)
+
+
+@given(paths.flatmap(lambda ps: st.tuples(st.just(ps), st.lists(values_lists, min_size=len(ps),
+                                                                   max_size=len(ps)))))
+def test_product_is_every_combination_once_last_path_fastest(spec):
+    names, lists = spec
+    cells = expand_cells(Sweep(mode="product", parameters=dict(zip(names, lists, strict=True))))
+    assert len(cells) == math.prod(len(v) for v in lists)
+    expected = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]
+    assert cells == expected
+
+
+@given(paths, st.integers(1, 5), st.data())
+def test_zip_pairs_the_ith_values(names, length, data):
+    lists = [data.draw(st.lists(st.integers(), min_size=length, max_size=length)) for _ in names]
+    cells = expand_cells(Sweep(mode="zip", parameters=dict(zip(names, lists, strict=True))))
+    assert len(cells) == length
+    for i, cell in enumerate(cells):
+        assert cell == {n: v[i] for n, v in zip(names, lists, strict=True)}
+
+
+def test_zip_of_unequal_lengths_is_refused():
+    with pytest.raises(ValueError, match="equal length"):
+        expand_cells(Sweep(mode="zip", parameters={"a.x": [1, 2], "b.y": [1, 2, 3]}))
+
+
+@given(st.floats(-10, 10), st.floats(0, 5), st.floats(1e-3, 1.0))
+def test_range_runs_from_start_by_step_to_stop_inclusive(start, width, step):
+    values = Range(start=start, stop=start + width, step=step).values()
+    assert values[0] == pytest.approx(start, abs=1e-9)
+    assert len(values) == math.floor(width / step + 1e-6) + 1
+    assert values[-1] <= start + width + step * 1e-6 + 1e-9
+    gaps = [b - a for a, b in itertools.pairwise(values)]
+    assert all(g == pytest.approx(step, abs=1e-9) for g in gaps)
+
+
+def test_threshold_range_050_to_070_by_0005_has_41_exact_values():
+    values = Range(start=0.5, stop=0.7, step=0.005).values()
+    assert len(values) == 41
+    assert values[0] == 0.5 and values[-1] == 0.7 and values[20] == 0.6
+
+
+def test_no_sweep_is_one_cell():
+    assert expand_cells(Sweep()) == [{}]
+
+
+# -- validation: one line naming the field ---------------------------------------------------
+
+@pytest.mark.parametrize("sweep, field", [
+    ({"parameters": {"matcher.treshold": [0.6]}}, "sweep.parameters.matcher.treshold"),
+    ({"parameters": {"watchlist.size": [-5, 1000]}}, "watchlist.size"),
+    ({"parameters": {"review.officers": [2, "many"]}}, "review.officers"),
+    ({"parameters": {"matcher.threshold": []}}, "sweep.parameters.matcher.threshold"),
+    ({"parameters": {"matcher.threshold": {"start": 0.6, "stop": 0.7, "step": 0}}}, "step"),
+    ({"mode": "zip", "parameters": {"review.officers": [1, 2], "watchlist.size": [1, 2, 3]}}, "sweep"),
+    ({"mode": "grid", "parameters": {"review.officers": [1]}}, "sweep.mode"),
+])
+def test_a_bad_sweep_is_one_line_naming_the_field(sweep, field):
+    with pytest.raises(ConfigError) as err:
+        from_dict(tiny(sweep))
+    assert len(err.value.problems) == 1, err.value.problems
+    line = err.value.problems[0]
+    assert "\n" not in line and field in line.split(":")[0], line
+
+
+def test_floor_is_the_lowest_swept_threshold():
+    e = from_dict(tiny({"parameters": {"matcher.threshold": {"start": 0.55, "stop": 0.6, "step": 0.01}}}))
+    assert e.matcher.score_floor == 0.55
+
+
+# -- units -------------------------------------------------------------------------------------
+
+def test_cells_differing_only_in_threshold_share_a_unit():
+    e = from_dict(tiny(GRID, replications=3))
+    cells, units = plan(e)
+    assert len(cells) == 6
+    assert len(units) == 2 * 3                      # two watchlist sizes x three replicates
+    assert len({u.name for u in units}) == len(units)
+    for u in units:
+        sizes = {cells[c]["watchlist.size"] for c in u.cells}
+        assert len(sizes) == 1
+        assert sorted(u.thresholds) == [0.58, 0.60, 0.64]
+    covered = sorted((c, u.replicate) for u in units for c in u.cells)
+    assert covered == sorted(itertools.product(range(6), range(3)))
+
+
+def test_a_unit_carries_its_cells_settings():
+    e = from_dict(tiny({"parameters": {"review.officers": [1, 9]}}))
+    _, units = plan(e)
+    from sim.config import Experiment
+
+    officers = sorted({Experiment.from_toml(u.config).review.officers for u in units})
+    assert officers == [1, 9]
+
+
+def metrics_of(data: dict, **kwargs) -> pd.DataFrame:
+    return run_experiment(from_dict(data), **kwargs).metrics
+
+
+def test_a_cells_numbers_do_not_depend_on_the_other_cells():
+    """Common random numbers: threshold 0.60 alone equals threshold 0.60 inside a sweep."""
+    floor = {"score_floor": 0.55}
+    alone = metrics_of(tiny(None, matcher={"threshold": 0.60, **floor}))
+    swept = metrics_of(tiny({"parameters": {"matcher.threshold": [0.55, 0.60, 0.70]}}, matcher=floor))
+    inside = swept[swept["cell"] == 1].drop(columns=["cell", "matcher.threshold"]).reset_index(drop=True)
+    pd.testing.assert_frame_equal(inside, alone.drop(columns=["cell"]).reset_index(drop=True))
+    assert (inside["value"] > 0).any()
+
+
+def test_threshold_cells_meet_the_same_passers():
+    m = metrics_of(tiny({"parameters": {"matcher.threshold": [0.56, 0.60, 0.66]}}))
+    faces = m[(m["metric"] == "faces") & (m["group"] == "all")].pivot(index="replicate", columns="cell",
+                                                                      values="value")
+    assert (faces.nunique(axis=1) == 1).all()
+    alerts = m[(m["metric"] == "alerts") & (m["group"] == "all")].pivot(index="replicate", columns="cell",
+                                                                        values="value")
+    assert (alerts[0] >= alerts[1]).all() and (alerts[1] >= alerts[2]).all()
+    assert (alerts[0] > alerts[2]).any()
+
+
+def test_sweeping_officers_changes_only_review():
+    m = metrics_of(tiny({"parameters": {"review.officers": [4, 20]}}, replications=1,
+                        matcher={"threshold": 0.55}))
+    wide = m[m["group"] == "all"].pivot(index="metric", columns="cell", values="value")
+    assert wide.loc["alerts", 0] == wide.loc["alerts", 1] > 0
+    assert wide.loc["officer_utilisation", 0] > wide.loc["officer_utilisation", 1]
+
+
+# -- executors: same numbers however they are run ------------------------------------------------
+
+def rows_by_unit(executor, units):
+    try:
+        return {u.name: rows for u, rows in executor.run(units)}
+    finally:
+        executor.close()
+
+
+def test_completion_order_does_not_change_a_units_rows():
+    _, units = plan(from_dict(tiny(GRID)))
+    forward = rows_by_unit(SerialExecutor(), units)
+    backward = rows_by_unit(SerialExecutor(), list(reversed(units)))
+    assert sorted(forward) == sorted(backward)
+    for name, rows in forward.items():               # frames, so that NaN equals NaN
+        pd.testing.assert_frame_equal(pd.DataFrame(rows), pd.DataFrame(backward[name]))
+    pd.testing.assert_frame_equal(pd.DataFrame(run_unit(units[1])), pd.DataFrame(forward[units[1].name]))
+
+
+def test_two_worker_processes_give_the_serial_metrics():
+    data = tiny(GRID)
+    serial = metrics_of(data, workers=1)
+    parallel = metrics_of(data, workers=2)
+    pd.testing.assert_frame_equal(serial, parallel)
+
+
+def test_process_executor_yields_every_unit_once():
+    _, units = plan(from_dict(tiny(GRID)))
+    got = rows_by_unit(ProcessExecutor(2), units)
+    assert sorted(got) == sorted(u.name for u in units)
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_of_two_workers_gives_the_serial_metrics():
+    distributed = pytest.importorskip("dask.distributed")
+    data = tiny(GRID)
+    serial = metrics_of(data, workers=1)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        assert cluster.scheduler_address.startswith("tcp://127.0.0.1:")
+        on_dask = metrics_of(data, scheduler=cluster.scheduler_address)
+        with distributed.Client(cluster) as client:
+            assert len(client.scheduler_info()["workers"]) == 2
+    pd.testing.assert_frame_equal(serial, on_dask)
+
+
+def test_no_scheduler_at_the_address_is_one_clear_error():
+    pytest.importorskip("dask.distributed")
+    from sim.sweep import DaskExecutor, ExecutorError
+
+    with pytest.raises(ExecutorError, match="--scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:9"):
+        DaskExecutor("tcp://127.0.0.1:9", timeout_seconds=1.0)
+
+
+def test_progress_counts_cell_replicates_up_to_the_total():
+    seen: list[tuple[int, int]] = []
+    run_experiment(from_dict(tiny(GRID, replications=2)), progress=lambda d, t: seen.append((d, t)))
+    assert seen[0] == (0, 12)
+    assert seen[-1] == (12, 12)
+    assert [d for d, _ in seen] == sorted(d for d, _ in seen)
+    assert len(seen) == 1 + 4                        # once before, then after each of 4 units
+
+
+def test_overrides_replace_seed_and_replications():
+    e = from_dict(tiny(None))
+    r = run_experiment(e, replications=3, seed=99)
+    assert r.experiment.experiment.seed == 99 and r.experiment.experiment.replications == 3
+    assert sorted(r.metrics["replicate"].unique()) == [0, 1, 2]
+    other = run_experiment(e, replications=3, seed=98).metrics
+    assert not r.metrics["value"].equals(other["value"])
+
+
+def test_sweep_of_a_watchlist_size_is_set_in_the_unit():
+    _, units = plan(from_dict(tiny({"parameters": {"watchlist.size": [1000, 30000]}}, replications=1)))
+    from sim.config import Experiment
+
+    assert [Experiment.from_toml(u.config).watchlist.size for u in units] == [1000, 30000]
