@@ -18,6 +18,7 @@ ends with the same bytes as an uninterrupted one.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import json
 import os
@@ -175,15 +176,6 @@ class ResultsWriter:
         self.parts = self.out / "parts"
         config = experiment.to_toml()
         previous = self._check_target(config, resume)
-        try:
-            if not resume or previous is None:
-                self._clear()
-            self.parts.mkdir(parents=True, exist_ok=True)
-            _remove_temporaries(self.out)
-            _remove_temporaries(self.parts)
-            atomic_write_text(self.out / "config.toml", config)
-        except OSError as exc:
-            raise ResultsError(f"out: cannot write to {self.out}: {exc.strerror or exc}") from None
         now = _now()
         self.manifest: dict[str, Any] = {
             "lfrsim": _versions().get("lfrsim"), "versions": _versions(), "git_commit": _git_commit(),
@@ -195,6 +187,21 @@ class ResultsWriter:
             self.manifest["started"] = previous.get("started", now)
             self.manifest["resumed"] = [*previous.get("resumed", []), now]
         self._done: set[str] = set()
+        try:
+            if not resume or previous is None:
+                self._clear()
+            self.parts.mkdir(parents=True, exist_ok=True)
+            _remove_temporaries(self.out)
+            _remove_temporaries(self.parts)
+            atomic_write_text(self.out / "config.toml", config)
+            self._write_manifest()
+        except OSError as exc:
+            # config and manifest come as a pair: without both, a re-run or --resume would refuse
+            # the folder, so a fresh start that cannot write them leaves nothing behind
+            if previous is None:
+                with contextlib.suppress(OSError):
+                    self._clear()
+            raise ResultsError(f"out: cannot write to {self.out}: {exc.strerror or exc}") from None
 
     def _check_target(self, config: str, resume: bool) -> dict[str, Any] | None:
         """Refuse a target we must not touch; on resume, return the stored manifest (None: fresh)."""
@@ -339,10 +346,13 @@ def differences(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:
         out = frame[keys].astype(str)
         out["value"] = pd.to_numeric(frame["value"], errors="coerce").to_numpy(dtype=float)
         out["_row"] = out.groupby(keys).cumcount()  # duplicates pair up in order, never multiply
+        out["_order"] = np.arange(len(out))
         return out
 
     merged = keyed(stored).merge(keyed(fresh), on=[*keys, "_row"], how="outer",
                                  suffixes=("_stored", "_fresh"), indicator=True)
+    # the stored table's order, then rows only the fresh one has, in its order
+    merged = merged.sort_values(["_order_stored", "_order_fresh"], na_position="last", kind="stable")
     a = merged["value_stored"].to_numpy(dtype=float)
     b = merged["value_fresh"].to_numpy(dtype=float)
     same = (merged["_merge"] == "both").to_numpy() & ((a == b) | (np.isnan(a) & np.isnan(b)))

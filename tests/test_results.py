@@ -1,0 +1,329 @@
+"""Results folders: the contract, atomic units, resume to the same bytes, refusals, reproduce."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tomllib
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from scipy import stats
+
+import sim
+from sim.config import Experiment, from_dict, load_experiment
+from sim.metrics import clopper_pearson
+from sim.results import Results, ResultsError, differences, is_results_folder, parquet_bytes, read_results
+from sim.sweep import run_experiment
+
+REPO = Path(__file__).resolve().parents[1]
+SUMMARY_COLUMNS = ["cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates"]
+CORE_METRICS = {"faces", "watchlisted_passers", "alerts", "true_alerts", "false_alerts", "false_alert_rate",
+                "expected_false_alerts", "fpir", "tpir", "ppv", "operator_rejected", "engagements", "arrests",
+                "other_disposals", "no_action", "wrongful_stops", "lost_alerts", "officer_utilisation"}
+
+
+def tiny(replications: int = 2) -> Experiment:
+    return from_dict({
+        "experiment": {"name": "tiny", "seed": 5, "replications": replications},
+        "programme": {"generator": {"weeks": 1, "deployments_per_week": 2, "duration_hours": 1.0,
+                                    "footfall_per_hour": 2000.0}},
+        "watchlist": {"size": 2000},
+        "sweep": {"parameters": {"matcher.threshold": [0.58, 0.62], "watchlist.size": [1000, 5000]}},
+    })
+
+
+@pytest.fixture(scope="module")
+def finished(tmp_path_factory) -> tuple[Path, Results]:
+    out = tmp_path_factory.mktemp("results") / "tiny"
+    return out, run_experiment(tiny(), out=out)
+
+
+# -- the folder contract (DESIGN section 4) ----------------------------------------------------
+
+def test_folder_holds_the_contracted_files_and_no_parts(finished):
+    out, _ = finished
+    for name in ("config.toml", "manifest.json", "metrics.parquet", "summary.csv", "summary.md"):
+        assert (out / name).is_file(), name
+    assert (out / "figures").is_dir() and any((out / "figures").glob("*.png"))
+    assert not (out / "parts").exists()
+    assert not list(out.rglob("*.tmp"))
+    assert is_results_folder(out)
+
+
+def test_config_is_fully_resolved_and_loads_back_equal(finished):
+    out, results = finished
+    text = (out / "config.toml").read_text()
+    data = tomllib.loads(text)
+    assert data["experiment"]["seed"] == 5
+    # defaults are written out, not left implicit
+    assert data["review"]["officers"] == results.experiment.review.officers
+    assert "impostor_location" in data["matcher"]["scores"]
+    assert data["matcher"]["score_floor"] == 0.58
+    assert Experiment.from_toml(text) == results.experiment
+
+
+def test_manifest_records_versions_commit_seeds_times_and_cells_done(finished):
+    out, _ = finished
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert {"numpy", "scipy", "simpy", "pandas", "pyarrow", "python", "lfrsim"} <= set(manifest["versions"])
+    assert "git_commit" in manifest
+    assert manifest["seeds"]["root"] == 5 and manifest["seeds"]["replications"] == 2
+    assert manifest["started"] <= manifest["finished"]
+    assert manifest["status"] == "complete"
+    assert manifest["cells"] == manifest["cells_done"] == 4
+    assert manifest["units"] == manifest["units_done"] == 4
+
+
+def test_metrics_are_tidy_with_the_sweeps_parameter_columns(finished):
+    out, results = finished
+    metrics = pd.read_parquet(out / "metrics.parquet")
+    assert list(metrics.columns) == ["cell", "matcher.threshold", "watchlist.size", "replicate", "group",
+                                     "metric", "value"]
+    assert not metrics.duplicated(["cell", "replicate", "group", "metric"]).any()
+    assert CORE_METRICS <= set(metrics["metric"])
+    by_cell = metrics.drop_duplicates("cell").set_index("cell")
+    for i, cell in enumerate(results.cells):
+        assert by_cell.loc[i, "matcher.threshold"] == cell["matcher.threshold"]
+        assert by_cell.loc[i, "watchlist.size"] == cell["watchlist.size"]
+    n_groups = metrics["group"].nunique()
+    counts = metrics.groupby(["cell", "replicate"]).size()
+    assert len(counts) == 4 * 2 and counts.nunique() == 1 and n_groups == 11
+
+
+def test_summary_csv_has_the_contracted_columns(finished):
+    out, _ = finished
+    summary = pd.read_csv(out / "summary.csv")
+    params = ["matcher.threshold", "watchlist.size"]
+    assert list(summary.columns) == ["cell", *params, *SUMMARY_COLUMNS[1:]]
+    assert set(summary["group"]) >= {"all"}
+    assert (summary["replicates"] == 2).all()
+    rates = summary[summary["metric"].isin(["false_alert_rate", "tpir", "ppv", "fpir"])].dropna()
+    assert ((rates["ci_low"] <= rates["estimate"]) & (rates["estimate"] <= rates["ci_high"])).all()
+
+
+def test_summary_rate_interval_is_the_exact_binomial_interval(finished):
+    _, results = finished
+    m = results.metrics
+    part = m[(m["cell"] == 0) & (m["group"] == "all")]
+    part = part.pivot(index="replicate", columns="metric", values="value")
+    k, n = int(part["false_alerts"].sum()), int(part["faces"].sum())
+    row = results.summary.query("cell == 0 and group == 'all' and metric == 'false_alert_rate'").iloc[0]
+    ci = stats.binomtest(k, n).proportion_ci(method="exact")
+    assert row["ci_low"] == pytest.approx(ci.low, rel=1e-6, abs=1e-15)
+    assert row["ci_high"] == pytest.approx(ci.high, rel=1e-6)
+
+
+@pytest.mark.parametrize("k, n", [(0, 10), (10, 10), (3, 17), (12, 3_000_000), (400, 1000)])
+def test_clopper_pearson_closed_form_agrees_with_binomtest(k, n):
+    ci = stats.binomtest(k, n).proportion_ci(method="exact")
+    low, high = clopper_pearson(k, n)
+    assert low == pytest.approx(ci.low, rel=1e-6, abs=1e-300)
+    assert high == pytest.approx(ci.high, rel=1e-6)
+    # and it is the interval by definition: each tail holds 2.5%
+    if k > 0:
+        assert stats.binom.sf(k - 1, n, low) == pytest.approx(0.025, rel=1e-9)
+    if k < n:
+        assert stats.binom.cdf(k, n, high) == pytest.approx(0.025, rel=1e-9)
+
+
+def test_read_results_gives_back_the_stored_metrics(finished):
+    out, results = finished
+    again = read_results(out)
+    pd.testing.assert_frame_equal(again.metrics, results.metrics)
+    pd.testing.assert_frame_equal(again.summary, results.summary)
+
+
+# -- public API ----------------------------------------------------------------------------------
+
+def test_sim_run_returns_results_with_a_summary_frame():
+    import sim.run  # noqa: F401 - importing the module must not hide the function
+
+    results = sim.run(tiny(1), replications=1, seed=3)
+    assert callable(sim.run)
+    assert isinstance(results.summary, pd.DataFrame)
+    assert list(results.summary.columns)[-6:] == SUMMARY_COLUMNS[1:]
+    assert results.experiment.experiment.seed == 3
+
+
+def test_sim_run_accepts_a_path(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(tiny(1).to_toml())
+    assert sim.run(path).summary.equals(sim.run(sim.load_experiment(path)).summary)
+
+
+@pytest.mark.parametrize("path", sorted((REPO / "experiments").glob("*.toml")), ids=lambda p: p.name)
+def test_every_shipped_experiment_round_trips_through_toml(path):
+    e = load_experiment(path)
+    assert Experiment.from_toml(e.to_toml()) == e
+
+
+# -- resume: only missing units, same bytes ------------------------------------------------------
+
+class StopAfter:
+    """A progress callback that interrupts the run like Ctrl-C after some units."""
+
+    def __init__(self, units: int):
+        self.left = units + 1                         # the first call comes before any unit
+
+    def __call__(self, done: int, total: int) -> None:
+        self.left -= 1
+        if self.left == 0:
+            raise KeyboardInterrupt
+
+
+def test_interrupted_then_resumed_run_ends_with_the_same_bytes(tmp_path, finished, monkeypatch):
+    reference, _ = finished
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny(), out=out, progress=StopAfter(2))
+    assert sorted(p.name for p in (out / "parts").iterdir()) == ["group00000-rep00000.parquet",
+                                                                 "group00000-rep00001.parquet"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "interrupted" and manifest["units_done"] == 2
+    assert not (out / "metrics.parquet").exists()
+    with pytest.raises(ResultsError, match="interrupted run"):
+        read_results(out)
+
+    import sim.sweep as sweep
+
+    ran: list[str] = []
+    real = sweep.run_unit
+    monkeypatch.setattr(sweep, "run_unit", lambda unit: ran.append(unit.name) or real(unit))
+    run_experiment(tiny(), out=out, resume=True)
+    assert ran == ["group00001-rep00000", "group00001-rep00001"]
+    assert (out / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()
+    assert (out / "summary.csv").read_bytes() == (reference / "summary.csv").read_bytes()
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and len(manifest["resumed"]) == 1
+    assert not (out / "parts").exists()
+
+
+def test_resuming_a_finished_folder_runs_nothing_and_keeps_the_bytes(tmp_path, finished, monkeypatch):
+    reference, _ = finished
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    import sim.sweep as sweep
+
+    monkeypatch.setattr(sweep, "run_unit", lambda unit: pytest.fail(f"ran {unit.name} again"))
+    run_experiment(tiny(), out=out, resume=True)
+    assert (out / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()
+
+
+def test_resume_removes_half_written_temporaries(tmp_path, finished):
+    reference, _ = finished
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny(), out=out, progress=StopAfter(1))
+    leftover = out / "parts" / ".group00000-rep00001.parquet.123.abcd.tmp"
+    leftover.write_bytes(b"PAR1 half a file")
+    run_experiment(tiny(), out=out, resume=True)
+    assert not leftover.exists()
+    assert (out / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()
+
+
+def test_resume_into_an_empty_or_missing_folder_starts_afresh(tmp_path, finished):
+    reference, _ = finished
+    run_experiment(tiny(), out=tmp_path / "new", resume=True)
+    assert (tmp_path / "new" / "metrics.parquet").read_bytes() == (reference / "metrics.parquet").read_bytes()
+
+
+def test_resume_with_another_seed_is_refused(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny(), out=out, progress=StopAfter(1))
+    before = sorted(p.name for p in out.rglob("*"))
+    with pytest.raises(ResultsError, match="--resume: .*differs"):
+        run_experiment(tiny(), seed=6, out=out, resume=True)
+    assert sorted(p.name for p in out.rglob("*")) == before
+
+
+# -- refusals: nothing touched ----------------------------------------------------------------
+
+def test_a_non_empty_folder_that_is_not_results_is_left_alone(tmp_path):
+    out = tmp_path / "thesis"
+    (out / "figures").mkdir(parents=True)
+    (out / "figures" / "chapter1.png").write_bytes(b"mine")
+    (out / "config.toml").write_text("# my own config\n")
+    with pytest.raises(ResultsError, match="not empty and is not a results folder") as err:
+        run_experiment(tiny(1), out=out)
+    assert "\n" not in str(err.value)
+    assert (out / "figures" / "chapter1.png").read_bytes() == b"mine"
+    assert (out / "config.toml").read_text() == "# my own config\n"
+    assert sorted(p.name for p in out.rglob("*")) == ["chapter1.png", "config.toml", "figures"]
+
+
+def test_a_file_as_out_is_refused(tmp_path):
+    target = tmp_path / "file"
+    target.write_text("x")
+    with pytest.raises(ResultsError, match="not a folder"):
+        run_experiment(tiny(1), out=target)
+    with pytest.raises(ResultsError, match="cannot write"):
+        run_experiment(tiny(1), out=target / "below")
+
+
+def test_a_new_run_replaces_an_old_results_folder(tmp_path, finished):
+    reference, _ = finished
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    (out / "figures" / "stale.png").write_bytes(b"from the old run")
+    run_experiment(tiny(1), out=out)
+    assert (out / "metrics.parquet").read_bytes() == parquet_bytes(run_experiment(tiny(1)).metrics)
+    assert not (out / "figures" / "stale.png").exists()
+    assert json.loads((out / "manifest.json").read_text())["resumed"] == []
+
+
+@pytest.mark.parametrize("make", ["empty", "missing", "other", "interrupted", "bad_parquet",
+                                  "foreign_parquet"])
+def test_read_results_refuses_what_is_not_a_finished_results_folder(tmp_path, finished, make):
+    reference, _ = finished
+    folder = tmp_path / "x"
+    if make != "missing":
+        folder.mkdir()
+    if make == "other":
+        (folder / "notes.txt").write_text("hello")
+    if make == "interrupted":
+        (folder / "parts").mkdir()
+        (folder / "config.toml").write_text((reference / "config.toml").read_text())
+    if make in ("bad_parquet", "foreign_parquet"):
+        (folder / "config.toml").write_text((reference / "config.toml").read_text())
+        if make == "bad_parquet":
+            (folder / "metrics.parquet").write_bytes(b"not parquet")
+        else:
+            pd.DataFrame({"a": [1]}).to_parquet(folder / "metrics.parquet")
+    with pytest.raises(ResultsError) as err:
+        read_results(folder)
+    assert "\n" not in str(err.value) and str(folder) in str(err.value)
+
+
+# -- differences ------------------------------------------------------------------------------
+
+def test_differences_is_empty_for_identical_tables_nan_included(finished):
+    _, results = finished
+    assert results.metrics["value"].isna().any()
+    assert differences(results.metrics, results.metrics.copy()).empty
+
+
+def test_differences_names_the_changed_metric(finished):
+    _, results = finished
+    changed = results.metrics.copy()
+    i = changed.index[(changed["metric"] == "false_alerts") & (changed["group"] == "all")][3]
+    changed.loc[i, "value"] = changed.loc[i, "value"] + 1
+    diff = differences(results.metrics, changed)
+    assert len(diff) == 1
+    row = diff.iloc[0]
+    assert row["metric"] == "false_alerts" and row["group"] == "all"
+    assert row["fresh"] == row["stored"] + 1
+
+
+def test_differences_reports_missing_and_extra_rows(finished):
+    _, results = finished
+    fewer = results.metrics.iloc[:-3]
+    diff = differences(results.metrics, fewer)
+    assert len(diff) == 3 and diff["fresh"].isna().all()
+    keys = ["cell", "replicate", "group", "metric"]
+    expected = results.metrics.iloc[-3:][keys].astype(str).reset_index(drop=True)
+    pd.testing.assert_frame_equal(diff[keys].reset_index(drop=True), expected)
+    extra = differences(fewer, results.metrics)
+    assert len(extra) == 3 and extra["stored"].isna().all()
