@@ -340,7 +340,7 @@ class Review(Frozen):
     response_seconds_cv: float = Field(default=0.5, ge=0.0, le=10.0, allow_inf_nan=False)
     engagement_minutes_mean: NonNegative = 10.0
     engagement_minutes_cv: float = Field(default=0.5, ge=0.0, le=10.0, allow_inf_nan=False)
-    arrest_minutes_mean: NonNegative = 40.0
+    arrest_minutes_mean: NonNegative = 30.0
     p_arrest: Probability = 0.47
     p_other_disposal: Probability = 0.0
     p_wrongful_arrest: Probability = 0.01
