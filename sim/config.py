@@ -671,10 +671,11 @@ def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
     sweep = data.get("sweep")
     params = sweep.get("parameters") if isinstance(sweep, dict) else None
     swept = params.get("matcher.threshold") if isinstance(params, dict) else None
+    # the base threshold too: every cell overrides it, but it must clear the floor all the same
     if isinstance(swept, list):
-        candidates = swept
+        candidates = [base, *swept]
     elif isinstance(swept, dict):
-        candidates = [swept.get("start")]
+        candidates = [base, swept.get("start")]
     else:
         candidates = [base]
     # only what could be a threshold counts; anything else is refused by validation, by name

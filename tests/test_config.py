@@ -1,0 +1,130 @@
+"""The experiment schema: strict types, one line per problem, round trips, sweeps checked in full."""
+
+from __future__ import annotations
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+
+from sim.config import ConfigError, Experiment, from_dict, load_experiment
+from sim.testing.strategies import experiments, sweeps
+
+BASE = {
+    "experiment": {"name": "t"},
+    "programme": {"deployments": [{"site": "a", "duration_hours": 1.0, "footfall_per_hour": 3000.0}]},
+    "watchlist": {"size": 5000},
+}
+LINE = re.compile(r"^[A-Za-z_][\w.]*: \S")
+
+
+def problems(**settings) -> list[str]:
+    data = copy.deepcopy(BASE)
+    for path, value in settings.items():
+        *parents, leaf = path.split("__")
+        node = data
+        for key in parents:
+            node = node[int(key)] if key.isdigit() else node.setdefault(key, {})
+        node[leaf] = value
+    with pytest.raises(ConfigError) as caught:
+        from_dict(data)
+    for line in caught.value.problems:
+        assert LINE.match(line) and "\n" not in line, line
+    return caught.value.problems
+
+
+@pytest.mark.parametrize("setting, value, expected", [
+    ("watchlist__size", -5, "watchlist.size: must be > 0 and <= 100000000, got -5"),
+    ("watchlist__size", 10**18, "watchlist.size: must be > 0 and <= 100000000, got 1000000000000000000"),
+    ("watchlist__size", "16000", "watchlist.size: must be a whole number, got '16000'"),
+    ("watchlist__size", 1.5, "watchlist.size: must be a whole number, got 1.5"),
+    ("watchlist__size", True, "watchlist.size: must be a whole number, got true"),
+    ("watchlist__female_share", 1.5, "watchlist.female_share: must be between 0 and 1, got 1.5"),
+    ("matcher__threshold", float("nan"),
+     "matcher.threshold: must be a finite number between 0 and 1, got nan"),
+    ("crowd__count_faces_as", "tracks", "crowd.count_faces_as: must be 'passers' or 'frames', got 'tracks'"),
+    ("experiment__name", "", "experiment.name: must not be empty, got ''"),
+    ("watchlist", 5, "watchlist: must be a table, got 5"),
+    ("programme__deployments__0__footfall_per_hour", "busy",
+     "programme.deployments.0.footfall_per_hour: must be a number or an array [...], got 'busy'"),
+    ("programme__deployments__0__footfall_per_hour", [10.0, -2.0],
+     "programme.deployments.0.footfall_per_hour.1: must be >= 0, got -2"),
+    ("programme__deployments__0__borough", "Camdn",
+     "programme.deployments.0.borough: must be a London borough, got 'Camdn'; did you mean 'Camden'?"),
+    ("watchlist__ethnicity_shares", {"white": 0.5, "black": 0.2},
+     "watchlist.ethnicity_shares: shares must sum to 1, got 0.7 (white = 0.5, black = 0.2)"),
+    ("watchlist__ethnicity_shares", "paris",
+     "watchlist.ethnicity_shares: must be a table or 'london', got 'paris'"),
+    ("matcher__scores__tail_shape", 1e-300,
+     "matcher.scores.tail_shape: must be 0 or between 1e-06 and 1, got 1e-300"),
+    ("watchlist__sise", 3, "watchlist.sise: unknown key; did you mean 'size'? "
+                           "(allowed here: size, female_share, ethnicity_shares)"),
+])
+def test_each_problem_is_one_line_naming_the_field_what_is_allowed_and_what_was_given(setting, value,
+                                                                                      expected):
+    assert expected in problems(**{setting: value})
+
+
+def test_a_setting_in_the_wrong_section_points_to_where_it_lives():
+    found = problems(experiment__threshold=0.6)
+    assert any("experiment.threshold: unknown key; did you mean 'matcher.threshold' or" in p
+               or "did you mean 'matcher.threshold'" in p for p in found), found
+
+
+def test_every_problem_is_reported_not_only_the_first():
+    found = problems(watchlist__size=-1, crowd__female_share=2.0, nonsense=1)
+    assert len(found) == 3
+    assert [p.split(":")[0] for p in found] == ["crowd.female_share", "watchlist.size", "nonsense"]
+
+
+def test_whole_number_floats_count_where_a_count_is_due():
+    data = copy.deepcopy(BASE)
+    data["watchlist"]["size"] = 16000.0
+    data["comparison"] = {"faces": 3e6, "false_alerts": 12}
+    experiment = from_dict(data)
+    assert experiment.watchlist.size == 16000 and isinstance(experiment.watchlist.size, int)
+    assert experiment.comparison.faces == 3_000_000
+
+
+@pytest.mark.parametrize("sweep, expected", [
+    ({"parameters": {"watchlist.size": [100, -5]}}, "sweep.parameters.watchlist.size: must be > 0"),
+    ({"parameters": {"watchlist.sise": [100]}}, "did you mean 'watchlist.size'?"),
+    ({"parameters": {"matcher.threshold": {"start": 0.0, "stop": 1.0, "step": 1e-300}}},
+     "sweep.parameters.matcher.threshold.step: must give at most 100,000 values"),
+    ({"parameters": {"watchlist.size": {"start": 1, "stop": 1000, "step": 1},
+                     "crowd.female_share": {"start": 0, "stop": 1, "step": 1e-3}}},
+     "sweep.parameters: must give at most 100,000 cells, got 1,001,000"),
+    ({"mode": "zip", "parameters": {"watchlist.size": [1, 2], "matcher.threshold": [0.6]}},
+     "sweep.mode: 'zip' needs lists of equal length"),
+    ({"parameters": {"matcher.threshold": [0.6, "x"]}},
+     "sweep.parameters.matcher.threshold: must be a number, got 'x'"),
+    ({"parameters": {"matcher.threshold": []}},
+     "sweep.parameters.matcher.threshold: must list at least one value"),
+    ({"parameters": {"matcher.threshold": {"start": 0.5, "stop": 1.4, "step": 0.1}}},
+     "sweep.parameters.matcher.threshold: must be between 0 and 1, got 1.1"),
+])
+def test_sweeps_are_checked_value_by_value_without_listing_every_cell(sweep, expected):
+    found = problems(sweep=sweep)
+    assert any(expected in p for p in found), found
+
+
+def test_search_floor_is_the_lowest_threshold_in_use():
+    data = copy.deepcopy(BASE)
+    data["sweep"] = {"parameters": {"matcher.threshold": [0.64, 0.6, 0.62]}}
+    assert from_dict(data).matcher.score_floor == 0.6
+
+
+@settings(max_examples=25, deadline=None)
+@given(experiments(sweep=sweeps()))
+def test_resolved_toml_reads_back_to_an_equal_experiment(experiment):
+    again = Experiment.from_toml(experiment.to_toml())
+    assert again == experiment
+    assert again.to_toml() == experiment.to_toml()
+
+
+def test_the_shipped_headline_validates():
+    root = Path(__file__).resolve().parents[1]
+    experiment = load_experiment(root / "experiments" / "met_2025_headline.toml")
+    assert experiment.watchlist.size == 16000
