@@ -124,7 +124,7 @@ class _ProgressBar:
     so the time left is estimated from the pace of this run alone.
     """
 
-    def __init__(self, label: str, enabled: bool):
+    def __init__(self, label: str, enabled: bool, console=None):
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -137,7 +137,7 @@ class _ProgressBar:
         self.label = label
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("cell-replicates"), TimeElapsedColumn(), TextColumn("left"),
-                            TimeRemainingColumn(), transient=True, disable=not enabled)
+                            TimeRemainingColumn(), transient=True, disable=not enabled, console=console)
         self.task = None
 
     def __enter__(self) -> _ProgressBar:
