@@ -143,10 +143,11 @@ def deployments(**pins: Any) -> SearchStrategy[Deployment]:
         "capture_rate": _share(0.3, 1.0),
     }
     pinned_place = {k for k in ("borough", "ward_code", "ethnicity_shares") if k in pins}
+    pinned = _pinned(Deployment, pins, defaults)     # refuses an unknown pin now, not at draw time
 
     @st.composite
     def build(draw) -> Deployment:
-        fields = draw(_pinned(Deployment, pins, defaults))
+        fields = draw(pinned)
         if not pinned_place:
             fields.update(draw(place))
         return Deployment.model_validate(fields)
