@@ -1,0 +1,451 @@
+"""Benchmarks: lfrsim side by side with brute force, a per-passer simpy model and numpy's limit.
+
+    python benchmarks/run.py [--quick] [--json PATH]
+
+Every ratio is measured in this one process, baseline and lfrsim taking turns round by round, each
+timed several times and the best time kept; medians are recorded too. Times are CPU seconds of this
+process by default (``--clock wall`` for wall seconds): the targets are per core, and on a shared
+machine CPU time is what does not change when others' jobs take the processor. Nothing here is
+part of the test suite: tests never assert on time. benchmarks/README.md says what each number
+means and keeps the last measured table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+sys.path[:0] = [str(HERE), str(ROOT)]
+
+import stages  # noqa: E402
+from baselines import brute_force_best, simulate_per_passer  # noqa: E402
+from stages import count_alerts, search_stage  # noqa: E402
+
+from sim.config import Experiment, load_experiment  # noqa: E402
+from sim.run import simulate_replicate  # noqa: E402
+
+HEADLINE = ROOT / "experiments" / "met_2025_headline.toml"
+THRESHOLD = 0.64
+SWEEP = [round(0.600 + 0.001 * i, 3) for i in range(100)]     # 0.600 .. 0.699, floor 0.60
+
+# metric -> (target, "min" if the measured value must be at least the target, "max" if at most)
+TARGETS = {
+    "faces_per_second_search": (20e6, "min"),
+    "ratio_vs_bruteforce": (10_000.0, "min"),
+    "ratio_vs_simpy_per_passer": (100.0, "min"),
+    "search_share_of_rng_limit": (0.2, "min"),
+    "n_scaling_slowdown_1e3_to_1e6": (1.5, "max"),
+    "sweep_cost_ratio_100_vs_1": (2.0, "max"),
+    "end_to_end_seconds_headline": (1.0, "max"),
+    "peak_rss_mb_1e8_faces": (1024.0, "max"),
+}
+
+
+def timed(fn: Callable[[], object], repeat: int) -> tuple[float, float, object]:
+    """(best seconds, median seconds, last result) of ``repeat`` calls, on ``stages.clock``."""
+    times = []
+    result = None
+    for _ in range(repeat):
+        start = stages.clock()
+        result = fn()
+        times.append(stages.clock() - start)
+    return min(times), float(np.median(times)), result
+
+
+def interleaved(fns: dict[str, Callable[[], object]], repeat: int) -> dict[str, tuple[float, float, object]]:
+    """``timed`` for several variants, run in turn within each round so load hits all alike."""
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    last: dict[str, object] = {}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            start = stages.clock()
+            last[name] = fn()
+            times[name].append(stages.clock() - start)
+    return {name: (min(t), float(np.median(t)), last[name]) for name, t in times.items()}
+
+
+def rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0   # KiB on Linux
+
+
+# -- the measurements --------------------------------------------------------------------------
+
+
+def side_by_side(experiment: Experiment, repeat: int, brute_faces: int) -> dict:
+    """numpy's normal draws, lfrsim's search stage and the brute force, in turn, round by round."""
+    searched = search_stage(experiment)
+    model, watchlist, table = searched.model, searched.watchlist, searched.table
+    rng = np.random.default_rng(1)
+    size = 10_000_000
+    buffer = np.empty(size)
+    shares = searched.sites[0].group_shares(model.groups, experiment.crowd.female_share)
+    g = rng.choice(len(shares), size=brute_faces, p=shares)
+    p = rng.normal(0.0, model.probe_effect_sd, brute_faces)
+    runs = []
+    timings = interleaved({
+        "normals": lambda: rng.standard_normal(size, out=buffer),
+        "search": lambda: runs.append(search_stage(experiment)),
+        "brute": lambda: brute_force_best(model, watchlist, g, p, rng),
+    }, repeat)
+    best = min(runs, key=lambda s: s.seconds)
+    search_best, search_median, _ = timings["search"]
+    brute_best, brute_median, brute_scores = timings["brute"]
+    # the brute force and the table must describe the same best score
+    table_scores = table.draw_best_impostor(g, np.ones(brute_faces), np.random.default_rng(2))
+    return {
+        "normals_per_second": size / timings["normals"][0],
+        "normals_per_second_median": size / timings["normals"][1],
+        "faces_per_second_search": best.faces / search_best,
+        "faces_per_second_search_median": best.faces / search_median,
+        "search_seconds_headline": search_best,
+        "search_setup_seconds": best.setup_seconds,
+        "search_deployments_seconds": best.deployments_seconds,
+        "search_seconds_per_deployment": best.deployments_seconds / len(best.sites),
+        "faces_headline_replicate": best.faces,
+        "deployments_headline": len(best.sites),
+        "candidates_headline": best.n_candidates,
+        "faces_per_second_bruteforce": brute_faces / brute_best,
+        "faces_per_second_bruteforce_median": brute_faces / brute_median,
+        "bruteforce_watchlist_size": watchlist.size,
+        "bruteforce_sample_faces": brute_faces,
+        "bruteforce_mean_best_latent": float(np.mean(brute_scores)),
+        "table_mean_best_latent": float(np.mean(table_scores)),
+        "bruteforce_sd_best_latent": float(np.std(brute_scores)),
+        "ratio_vs_bruteforce": (best.faces / search_best) / (brute_faces / brute_best),
+        "search_share_of_rng_limit": (best.faces / search_best) / (size / timings["normals"][0]),
+    }
+
+
+def search_cost_per_face(experiment: Experiment, repeat: int, quick: bool) -> dict:
+    """One long synthetic deployment at rising footfall: the search's marginal cost per face."""
+    footfalls = [1e4, 1e6, 1e7] if quick else [1e4, 1e5, 1e6, 1e7]
+    hours = 10.0
+    rows = []
+    for footfall in footfalls:
+        deployment = {"site": "synthetic", "borough": "Westminster", "duration_hours": hours,
+                      "footfall_per_hour": footfall}
+        synthetic = experiment.with_values({"programme": {"deployments": [deployment]}})
+        best, _, searched = timed(lambda s=synthetic: search_stage(s), repeat)
+        rows.append({"faces": searched.faces, "seconds": best, "candidates": searched.n_candidates,
+                     "faces_per_second": searched.faces / best})
+    lo, hi = rows[0], rows[-1]
+    marginal = (hi["seconds"] - lo["seconds"]) / (hi["faces"] - lo["faces"])
+    return {"synthetic_single_deployment": rows,
+            "search_marginal_ns_per_face": marginal * 1e9,
+            "faces_per_second_search_1e8_faces_one_deployment": hi["faces_per_second"]}
+
+
+def per_passer(experiment: Experiment, n_sites: int, repeat: int) -> dict:
+    """The per-passer simpy model on the first deployments, in turn with lfrsim's search and replicate."""
+    searched = search_stage(experiment)
+    sites = searched.sites[:n_sites]
+
+    def run_all():
+        return [simulate_per_passer(experiment, s, searched.table, searched.model, searched.pi,
+                                    THRESHOLD, seed=1000 + s.index) for s in sites]
+
+    timings = interleaved({"simpy": run_all,
+                           "search": lambda: search_stage(experiment),
+                           "end_to_end": lambda: simulate_replicate(experiment, 0, [THRESHOLD])}, repeat)
+    best, median, results = timings["simpy"]
+    faces = sum(r.faces for r in results)
+    alerts = sum(r.alerts for r in results)
+    lfr_alerts = int(count_alerts(searched, [THRESHOLD])[0, 0].sum())
+    simpy_fps = faces / best
+    return {"faces_per_second_simpy_per_passer": simpy_fps,
+            "faces_per_second_simpy_per_passer_median": faces / median,
+            "ratio_vs_simpy_per_passer": searched.faces / timings["search"][0] / simpy_fps,
+            "ratio_vs_simpy_per_passer_end_to_end": searched.faces / timings["end_to_end"][0] / simpy_fps,
+            "simpy_sample_deployments": len(sites),
+            "simpy_sample_faces": faces,
+            "simpy_alerts_per_million_faces": 1e6 * alerts / faces,
+            "lfrsim_alerts_per_million_faces": 1e6 * lfr_alerts / searched.faces}
+
+
+def n_scaling(experiment: Experiment, sizes: list[int], repeat: int) -> dict:
+    # the same crowd at every N: the share of passers on the list does not grow with N
+    scaled = {n: experiment.with_values({"watchlist.size": n, "crowd.prevalence_reference_size": n})
+              for n in sizes}
+    runs: dict[int, list] = {n: [] for n in sizes}
+    for _ in range(repeat):
+        for n in sizes:
+            runs[n].append(search_stage(scaled[n]))
+    rows = []
+    for n in sizes:
+        best = min(runs[n], key=lambda s: s.seconds)
+        rows.append({"watchlist_size": n, "seconds": best.seconds, "setup_seconds": best.setup_seconds,
+                     "faces": best.faces, "ns_per_face": 1e9 * best.seconds / best.faces,
+                     "candidates": best.n_candidates, "table_points": int(best.table.log_hazard.shape[1])})
+    per_face = {r["watchlist_size"]: r["ns_per_face"] for r in rows}
+    return {"n_scaling": rows,
+            "n_scaling_slowdown_1e3_to_1e6": per_face[10**6] / per_face[10**3]}
+
+
+def sweep(experiment: Experiment, repeat: int, end_to_end_thresholds: int) -> dict:
+    """100 thresholds against one, on the same passers (common random numbers).
+
+    A single-threshold run searches down to its threshold (0.64); a sweep down to its lowest
+    threshold (0.60), so it scores more passers one by one. ``same_floor`` isolates the cost of
+    the extra thresholds alone.
+    """
+    swept = experiment.with_values({"matcher.score_floor": min(SWEEP)})
+    timings = interleaved({
+        "one": lambda: count_alerts(search_stage(experiment), [THRESHOLD]),
+        "hundred": lambda: count_alerts(search_stage(swept), SWEEP),
+        "one_same_floor": lambda: count_alerts(search_stage(swept), [THRESHOLD]),
+    }, repeat)
+    t1, t100, t1_low = (timings[k][0] for k in ("one", "hundred", "one_same_floor"))
+    counts = timings["hundred"][2]
+    # end to end: review and the exact expectations run once per threshold
+    k = end_to_end_thresholds
+    picked = SWEEP[:: len(SWEEP) // k][:k]
+    ends = interleaved({"one": lambda: simulate_replicate(experiment, 0, [THRESHOLD]),
+                        "many": lambda: simulate_replicate(swept, 0, picked)}, 1)
+    e1, ek = ends["one"][0], ends["many"][0]
+    per_threshold = (ek - e1) / (k - 1)
+    e100 = ek if k == len(SWEEP) else e1 + (len(SWEEP) - 1) * per_threshold
+    return {
+        "sweep_cost_ratio_100_vs_1": t100 / t1,
+        "sweep_cost_ratio_100_vs_1_same_floor": t100 / t1_low,
+        "sweep_search_seconds_1": t1,
+        "sweep_search_seconds_100": t100,
+        "sweep_search_seconds_1_same_floor": t1_low,
+        "sweep_alerts_at_0.600_and_0.699": [int(counts[0, 0].sum()), int(counts[-1, 0].sum())],
+        "sweep_cost_ratio_100_vs_1_end_to_end": e100 / e1,
+        "sweep_end_to_end_seconds_1": e1,
+        "sweep_end_to_end_seconds_per_extra_threshold": per_threshold,
+        "sweep_end_to_end_thresholds_measured": k,
+        "sweep_end_to_end_extrapolated": k != len(SWEEP),
+    }
+
+
+def end_to_end(experiment: Experiment, repeat: int) -> dict:
+    best, median, _ = timed(lambda: simulate_replicate(experiment, 0, [THRESHOLD]), repeat)
+    walls = []
+    for _ in range(repeat):
+        start = time.perf_counter()
+        simulate_replicate(experiment, 0, [THRESHOLD])
+        walls.append(time.perf_counter() - start)
+    return {"end_to_end_seconds_headline": best, "end_to_end_seconds_headline_median": median,
+            "end_to_end_wall_seconds_headline": min(walls),
+            "end_to_end_wall_seconds_headline_median": float(np.median(walls))}
+
+
+def rss_child(faces: float) -> None:
+    """(Run in a fresh process.) A replicate of ``faces`` faces, end to end; print peak RSS."""
+    experiment = load_experiment(HEADLINE)
+    base = search_stage(experiment).faces
+    footfall = experiment.programme.generator.footfall_per_hour * faces / base
+    big = experiment.with_values({"programme.generator.footfall_per_hour": footfall})
+    before = rss_mb()
+    start = time.process_time()
+    result = simulate_replicate(big, 0, [THRESHOLD])
+    seconds = time.process_time() - start
+    counts = result[THRESHOLD]["counts"]
+    print(json.dumps({"faces": float(counts["faces"].sum()), "alerts": float(counts["alerts"].sum()),
+                      "seconds": seconds, "rss_mb_before": before, "rss_mb_peak": rss_mb()}))
+
+
+def peak_rss(faces: float) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--rss-child", str(faces)], check=True,
+                         capture_output=True, text=True)
+    child = json.loads(out.stdout.strip().splitlines()[-1])
+    return {"peak_rss_mb_1e8_faces": child["rss_mb_peak"],
+            "rss_mb_after_imports_1e8_run": child["rss_mb_before"],
+            "faces_1e8_run": child["faces"], "alerts_1e8_run": child["alerts"],
+            "end_to_end_seconds_1e8_faces": child["seconds"],
+            "faces_per_second_end_to_end_1e8": child["faces"] / child["seconds"]}
+
+
+def headline_cli() -> dict:
+    """The issue's outside check: `lfrsim run` on the headline, one worker, faces per wall second."""
+    import pandas as pd
+
+    exe = Path(sys.executable).with_name("lfrsim")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp) / "headline"
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        subprocess.run([str(exe), "run", str(HEADLINE), "--out", str(out), "--workers", "1", "--quiet"],
+                       check=True, capture_output=True)
+        wall = time.perf_counter() - start
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        metrics = pd.read_parquet(out / "metrics.parquet")
+    cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    faces = float(metrics[(metrics.metric == "faces") & (metrics.group == "all")].value.sum())
+    return {"headline_cli_wall_seconds": wall, "headline_cli_cpu_seconds": cpu, "headline_cli_faces": faces,
+            "headline_cli_faces_per_wall_second": faces / wall,
+            "headline_cli_faces_per_cpu_second": faces / cpu}
+
+
+# -- driver ------------------------------------------------------------------------------------
+
+
+def _git(*args: str) -> str:
+    try:
+        return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
+    except OSError:
+        return ""
+
+
+
+def measure(quick: bool, log: Callable[[str], None]) -> dict:
+    repeat = 4 if quick else 9
+    experiment = load_experiment(HEADLINE)
+    results: dict = {
+        "date": dt.datetime.now().isoformat(timespec="seconds"),
+        "mode": "quick" if quick else "full",
+        "machine": {"python": platform.python_version(), "numpy": np.__version__,
+                    "cpu": platform.processor() or platform.machine(), "cpus": os.cpu_count(),
+                    "load_average_1min": os.getloadavg()[0]},
+        "sim_commit": _git("rev-parse", "--short", "HEAD"),
+        "sim_modified": bool(_git("status", "--porcelain", "sim")),
+    }
+    steps = [
+        ("normals, search and brute force", lambda: side_by_side(experiment, repeat + 2,
+                                                                  200 if quick else 1000)),
+        ("search cost per face", lambda: search_cost_per_face(experiment, repeat, quick)),
+        ("per-passer simpy", lambda: per_passer(experiment, 2 if quick else 10, 2 if quick else 3)),
+        ("watchlist size scaling", lambda: n_scaling(
+            experiment, [10**3, 10**4, 10**5, 10**6] if quick else [10**3, 10**4, 10**5, 10**6, 10**7],
+            repeat)),
+        ("threshold sweep", lambda: sweep(experiment, repeat, 5 if quick else 100)),
+        ("end to end, headline", lambda: end_to_end(experiment, 2 if quick else repeat)),
+    ]
+    if not quick:
+        steps += [("10^8 faces, peak RSS", lambda: peak_rss(1e8)),
+                  ("lfrsim run, headline", headline_cli)]
+    for name, step in steps:
+        start = time.perf_counter()
+        results.update(step())
+        log(f"{name}: {time.perf_counter() - start:.1f} s")
+    # ratios come from their own side-by-side rounds (above); these are for the table
+    e2e_fps = results["faces_headline_replicate"] / results["end_to_end_seconds_headline"]
+    results["faces_per_second_end_to_end"] = e2e_fps
+    results["ratio_vs_bruteforce_end_to_end"] = e2e_fps / results["faces_per_second_bruteforce"]
+    results["targets"] = {name: {"target": target, "kind": kind, "measured": results.get(name),
+                                 "met": None if results.get(name) is None else bool(
+                                     results[name] >= target if kind == "min" else results[name] <= target)}
+                          for name, (target, kind) in TARGETS.items()}
+    return results
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "-"
+    if isinstance(v, bool):
+        return str(v)
+    v = float(v)
+    if abs(v) >= 1e5:
+        return f"{v:,.0f}"
+    if abs(v) >= 1e3:
+        return f"{v:,.0f}"
+    return f"{v:.3g}"
+
+
+def table_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
+    """(json key, label, value, target, met) for the summary table."""
+    labels = [
+        ("faces_per_second_search", "search faces/s, headline"),
+        ("faces_per_second_search_1e8_faces_one_deployment", "search faces/s, 10^8 faces in one deployment"),
+        ("search_marginal_ns_per_face", "search marginal ns per face"),
+        ("normals_per_second", "numpy normals/s"),
+        ("search_share_of_rng_limit", "search faces/s / normals/s"),
+        ("faces_per_second_bruteforce", "brute force faces/s (N=16,000)"),
+        ("ratio_vs_bruteforce", "search / brute force"),
+        ("faces_per_second_simpy_per_passer", "per-passer simpy faces/s"),
+        ("ratio_vs_simpy_per_passer", "search / per-passer simpy"),
+        ("ratio_vs_simpy_per_passer_end_to_end", "end to end / per-passer simpy"),
+        ("n_scaling_slowdown_1e3_to_1e6", "search time per face, N=1e6 / N=1e3"),
+        ("sweep_cost_ratio_100_vs_1", "100 thresholds / 1, search stage"),
+        ("sweep_cost_ratio_100_vs_1_same_floor", "100 thresholds / 1, search stage, same floor"),
+        ("sweep_cost_ratio_100_vs_1_end_to_end", "100 thresholds / 1, end to end"),
+        ("end_to_end_seconds_headline", "headline replicate end to end, s"),
+        ("end_to_end_wall_seconds_headline", "headline replicate end to end, wall s"),
+        ("faces_per_second_end_to_end", "end-to-end faces/s, headline"),
+        ("peak_rss_mb_1e8_faces", "peak RSS, 10^8 faces, MB"),
+        ("headline_cli_faces_per_wall_second", "lfrsim run headline, faces per wall s"),
+        ("headline_cli_faces_per_cpu_second", "lfrsim run headline, faces per CPU s"),
+    ]
+    rows = []
+    for key, label in labels:
+        if key not in results:
+            continue
+        target = results["targets"].get(key)
+        if key == "headline_cli_faces_per_wall_second":
+            target = {"target": 1e6, "kind": "min", "met": results[key] >= 1e6}
+        if key == "sweep_cost_ratio_100_vs_1_end_to_end" and results.get("sweep_end_to_end_extrapolated"):
+            label += f" (extrapolated from {results['sweep_end_to_end_thresholds_measured']})"
+        if target is None:
+            rows.append((key, label, _fmt(results[key]), "", ""))
+        else:
+            bound = ("≥ " if target["kind"] == "min" else "≤ ") + _fmt(target["target"])
+            rows.append((key, label, _fmt(results[key]), bound, "yes" if target["met"] else "NO"))
+    return rows
+
+
+def show(results: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=f"lfrsim benchmarks ({results['mode']}, {results['date']})")
+    for col in ("measure", "value", "target", "met"):
+        table.add_column(col, justify="left" if col == "measure" else "right")
+    for _, label, value, bound, met in table_rows(results):
+        table.add_row(label, value, bound, met)
+    Console().print(table)
+
+
+def markdown(results: dict) -> str:
+    lines = ["| measure | JSON key | value | target | met |", "|---|---|--:|--:|:-:|"]
+    lines += [f"| {label} | `{key}` | {value} | {bound} | {met} |"
+              for key, label, value, bound, met in table_rows(results)]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller samples; under a minute")
+    parser.add_argument("--json", type=Path, help="write the results here")
+    parser.add_argument("--clock", choices=("cpu", "wall"), default="cpu",
+                        help="time on CPU seconds of this process (default; robust on a shared machine) "
+                             "or wall seconds")
+    parser.add_argument("--markdown", type=Path, metavar="JSON",
+                        help="print the table of an earlier --json run as markdown, and exit")
+    parser.add_argument("--rss-child", type=float, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.rss_child:
+        rss_child(args.rss_child)
+        return 0
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
+    if args.clock == "wall":
+        stages.clock = time.perf_counter
+    start = time.perf_counter()
+    results = measure(args.quick, lambda line: print(line, file=sys.stderr))
+    results["clock"] = args.clock
+    results["benchmark_seconds"] = time.perf_counter() - start
+    results["machine"]["load_average_1min_end"] = os.getloadavg()[0]
+    show(results)
+    if args.json:
+        args.json.write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
