@@ -241,7 +241,7 @@ class ScoreModel:
         u = rng.random(len(g))
         # max of k iid draws: F^-1(U^(1/k)), done in log space to stay exact for large k
         q = -np.expm1(np.log(u) / looks)
-        return self.genuine_location[g] + self.genuine_sd[g] * stats.norm.isf(q)
+        return self.genuine_location[g] - self.genuine_sd[g] * special.ndtri(q)
 
 
 def effective_looks(frames: np.ndarray, frame_correlation: float) -> np.ndarray:

@@ -69,6 +69,7 @@ class SearchTable:
     weights: np.ndarray
     floor_index: int
     _exceed_cache: dict = field(default_factory=dict, compare=False, repr=False)
+    _draw_cache: dict = field(default_factory=dict, compare=False, repr=False)
     watchlist: Watchlist | None = field(default=None, compare=False, repr=False)
 
     @property
@@ -109,9 +110,12 @@ class SearchTable:
         g = np.asarray(g, dtype=np.int64)
         log_h = np.asarray(log_h, dtype=float)
         out = np.empty(log_h.shape)
-        grid = self.grid
-        for group in np.unique(g):
-            sel = g == group
+        if ("grid",) not in self._draw_cache:
+            self._draw_cache[("grid",)] = self.grid
+        grid = self._draw_cache[("grid",)]
+        groups = (int(g[0]),) if g.size and (g == g[0]).all() else np.unique(g)
+        for group in groups:
+            sel = slice(None) if len(groups) == 1 else g == group
             lh = self.log_hazard[group]
             # increasing arrays for np.interp: walk the grid from the top down
             xp, fp = lh[::-1], grid[::-1]
@@ -220,17 +224,27 @@ class SearchTable:
         """P(best impostor >= floor) per probe group, for ``looks`` independent looks."""
         return self.exceedance(looks)[:, self.floor_index]
 
+    def _exceeder_posterior(self, g: int, looks: float) -> tuple[np.ndarray, np.ndarray]:
+        """P(clear the floor | probe effect) on the probe grid, and the posterior's cdf."""
+        key = ("exceeder", g, float(looks))
+        if key not in self._draw_cache:
+            j = self.floor_index - self.offsets
+            lh = self.log_hazard[g, np.clip(j, 0, self.log_hazard.shape[1] - 1)]
+            a = -np.expm1(-looks * np.exp(lh))
+            post = self.weights * a
+            post = post / post.sum()
+            cdf = post.cumsum()
+            self._draw_cache[key] = (a, cdf / cdf[-1])
+        return self._draw_cache[key]
+
     def draw_exceeders(self, g: int, looks: float, count: int, rng: np.random.Generator
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Probe effects and best impostor scores of ``count`` passers known to clear the floor."""
         if count == 0:
             return np.empty(0), np.empty(0)
-        j = self.floor_index - self.offsets
-        lh = self.log_hazard[g, np.clip(j, 0, self.log_hazard.shape[1] - 1)]
-        a = -np.expm1(-looks * np.exp(lh))
-        post = self.weights * a
-        post = post / post.sum()
-        pick = rng.choice(len(post), size=count, p=post)
+        a, cdf = self._exceeder_posterior(g, looks)
+        # inverse-cdf draw, exactly as Generator.choice(p=...) makes it, without re-checking p
+        pick = cdf.searchsorted(rng.random(count), side="right")
         p = self.offsets[pick] * self.step
         a_i = a[pick]
         v = rng.random(count)
@@ -244,7 +258,11 @@ class SearchTable:
         n = len(g)
         if n == 0:
             return np.empty(0)
-        p = self.offsets[rng.choice(len(self.weights), size=n, p=self.weights)] * self.step
+        key = ("prior",)
+        if key not in self._draw_cache:
+            cdf = self.weights.cumsum()
+            self._draw_cache[key] = cdf / cdf[-1]
+        p = self.offsets[self._draw_cache[key].searchsorted(rng.random(n), side="right")] * self.step
         v = rng.random(n)
         log_target = np.log(-np.log(v) / looks)
         return self.invert_hazard(g, log_target) + p
