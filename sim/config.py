@@ -403,6 +403,7 @@ class Comparison(Frozen):
     label: str = "Met 2025: 12 false alerts in over 3 million faces"
     faces: int = Field(default=3_000_000, gt=0, le=10**15)
     false_alerts: int = Field(default=12, ge=0, le=10**15)
+    threshold: Score = 0.64    # the operating threshold behind the reported figure
 
 
 class Experiment(Frozen):

@@ -17,7 +17,6 @@ import datetime as dt
 from dataclasses import dataclass
 
 import numpy as np
-from scipy import stats
 
 from . import data as shipped
 from .config import Crowd, Programme
@@ -128,6 +127,8 @@ def frames_distribution(crowd: Crowd) -> tuple[np.ndarray, np.ndarray]:
     extra = crowd.frames_per_passer - 1.0
     if extra <= 0:
         return np.array([1]), np.array([1.0])
+    from scipy import stats  # only here: scipy.stats is slow to import and rarely needed
+
     top = int(stats.poisson.isf(1e-12, extra)) + 1
     k = np.arange(top + 1)
     pmf = stats.poisson.pmf(k, extra)

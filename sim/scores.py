@@ -29,10 +29,15 @@ from dataclasses import dataclass, field
 from typing import Protocol
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 SEXES = ("female", "male")
 ETHNICITIES = ("asian", "black", "mixed", "white", "other")
+
+
+def _norm_pdf(z):
+    """The standard normal density (as scipy.stats.norm computes it)."""
+    return np.exp(-np.square(z) / 2.0) / np.sqrt(2 * np.pi)
 
 
 def to_latent(score: np.ndarray | float) -> np.ndarray:
@@ -81,25 +86,25 @@ class GaussianNoise:
     scale: float
 
     def sf(self, x):
-        return stats.norm.sf(x, scale=self.scale)
+        return special.ndtr(-np.asarray(x, dtype=float) / self.scale)
 
     def logsf(self, x):
-        return stats.norm.logsf(x, scale=self.scale)
+        return special.log_ndtr(-np.asarray(x, dtype=float) / self.scale)
 
     def cdf(self, x):
-        return stats.norm.cdf(x, scale=self.scale)
+        return special.ndtr(np.asarray(x, dtype=float) / self.scale)
 
     def logcdf(self, x):
-        return stats.norm.logcdf(x, scale=self.scale)
+        return special.log_ndtr(np.asarray(x, dtype=float) / self.scale)
 
     def pdf(self, x):
-        return stats.norm.pdf(x, scale=self.scale)
+        return _norm_pdf(np.asarray(x, dtype=float) / self.scale) / self.scale
 
     def isf(self, q):
-        return stats.norm.isf(q, scale=self.scale)
+        return -special.ndtri(np.asarray(q, dtype=float)) * self.scale
 
     def ppf(self, q):
-        return stats.norm.ppf(q, scale=self.scale)
+        return special.ndtri(np.asarray(q, dtype=float)) * self.scale
 
     def rvs(self, rng, size):
         return rng.normal(0.0, self.scale, size)
@@ -123,8 +128,8 @@ class ParetoTailNoise:
 
     def __post_init__(self) -> None:
         u = self.knot * self.scale
-        su = float(stats.norm.sf(self.knot))
-        beta = su * self.scale / float(stats.norm.pdf(self.knot))
+        su = float(special.ndtr(-self.knot))
+        beta = su * self.scale / float(_norm_pdf(self.knot))
         object.__setattr__(self, "_u", u)
         object.__setattr__(self, "_su", su)
         object.__setattr__(self, "_beta", beta)
@@ -137,7 +142,7 @@ class ParetoTailNoise:
 
     def logsf(self, x):
         x = np.asarray(x, dtype=float)
-        body = stats.norm.logsf(x, scale=self.scale)
+        body = special.log_ndtr(-x / self.scale)
         return np.where(x > self._u, self._tail_logsf(x), body)
 
     def sf(self, x):
@@ -146,18 +151,18 @@ class ParetoTailNoise:
     def logcdf(self, x):
         x = np.asarray(x, dtype=float)
         return np.where(x > self._u, np.log1p(-np.exp(self._tail_logsf(x))),
-                        stats.norm.logcdf(x, scale=self.scale))
+                        special.log_ndtr(x / self.scale))
 
     def pdf(self, x):
         x = np.asarray(x, dtype=float)
         y = np.maximum(x - self._u, 0.0) / self._beta
         tail = self._su / self._beta * (1.0 + self.shape * y) ** (-1.0 / self.shape - 1.0) \
             if self.shape != 0.0 else self._su / self._beta * np.exp(-y)
-        return np.where(x > self._u, tail, stats.norm.pdf(x, scale=self.scale))
+        return np.where(x > self._u, tail, _norm_pdf(x / self.scale) / self.scale)
 
     def isf(self, q):
         q = np.asarray(q, dtype=float)
-        body = stats.norm.isf(q, scale=self.scale)
+        body = -special.ndtri(q) * self.scale
         ratio = np.clip(q / self._su, 1e-300, 1.0)
         if self.shape == 0.0:
             tail = self._u - self._beta * np.log(ratio)
@@ -168,7 +173,7 @@ class ParetoTailNoise:
     def ppf(self, q):
         q = np.asarray(q, dtype=float)
         # below the knot this is the normal's ppf, exact even where 1 - q rounds to 1
-        return np.where(q <= 1.0 - self._su, stats.norm.ppf(q, scale=self.scale), self.isf(1.0 - q))
+        return np.where(q <= 1.0 - self._su, special.ndtri(q) * self.scale, self.isf(1.0 - q))
 
     def cdf(self, x):
         return np.exp(self.logcdf(x))
@@ -191,8 +196,8 @@ class EntryEffects:
             base = (x >= 0.0).astype(float)
             lamb = (x >= self.lamb_shift).astype(float)
         else:
-            base = stats.norm.cdf(x, scale=self.sd)
-            lamb = stats.norm.cdf(x - self.lamb_shift, scale=self.sd)
+            base = special.ndtr(x / self.sd)
+            lamb = special.ndtr((x - self.lamb_shift) / self.sd)
         return (1.0 - self.lamb_share) * base + self.lamb_share * lamb
 
     def support(self) -> tuple[float, float]:
@@ -228,12 +233,14 @@ class ScoreModel:
 
     def genuine_logsf(self, g: int, t: np.ndarray, looks: np.ndarray | float = 1.0) -> np.ndarray:
         """log P(best of ``looks`` genuine scores >= t) for a passer of group ``g``."""
-        logcdf = stats.norm.logcdf(t, loc=self.genuine_location[g], scale=self.genuine_sd[g])
+        z = (np.asarray(t, dtype=float) - self.genuine_location[g]) / self.genuine_sd[g]
+        logcdf = special.log_ndtr(z)
         return np.log(-np.expm1(np.asarray(looks) * logcdf))
 
     def genuine_cdf(self, g: int, t: np.ndarray, looks: np.ndarray | float = 1.0) -> np.ndarray:
         """P(best of ``looks`` genuine scores < t)."""
-        logcdf = stats.norm.logcdf(t, loc=self.genuine_location[g], scale=self.genuine_sd[g])
+        z = (np.asarray(t, dtype=float) - self.genuine_location[g]) / self.genuine_sd[g]
+        logcdf = special.log_ndtr(z)
         return np.exp(np.asarray(looks) * logcdf)
 
     def genuine_rvs(self, g: np.ndarray, looks: np.ndarray, rng: np.random.Generator) -> np.ndarray:

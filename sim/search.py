@@ -40,7 +40,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy import special, stats
+from scipy import special
 
 from .scores import ScoreModel, to_latent
 from .watchlist import Watchlist
@@ -143,7 +143,8 @@ class SearchTable:
                 s = padded[:, pad: pad + n].copy()
             else:
                 s = np.stack([np.convolve(row, self.weights, mode="valid")[:n] for row in padded])
-            self._exceed_cache[key] = s
+            # a probability: round-off in the weighted sum must not carry it past 1
+            self._exceed_cache[key] = np.minimum(s, 1.0)
         return self._exceed_cache[key]
 
     def impostor_sf(self, g: int, t: np.ndarray, looks: float = 1.0) -> np.ndarray:
@@ -334,7 +335,7 @@ def build_search_table(model: ScoreModel, watchlist: Watchlist, floor: float,
     if sd > 0:
         half = int(np.ceil(PROBE_SPAN_SD * sd / step))
         offsets = np.arange(-half, half + 1)
-        weights = stats.norm.pdf(offsets * step, scale=sd)
+        weights = np.exp(-np.square(offsets * step / sd) / 2.0)
         weights /= weights.sum()
     else:
         offsets, weights = np.zeros(1, dtype=np.int64), np.ones(1)
