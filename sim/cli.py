@@ -81,6 +81,22 @@ def _cmd_validate(args) -> int:
     return EXIT_OK
 
 
+def _number(x: float) -> str:
+    """Compact counts for narrow terminals: 3.18M, 412k, 1,234.5, –."""
+    if x != x:  # NaN
+        return "–"
+    if abs(x) >= 1e6:
+        return f"{x / 1e6:.2f}M"
+    if abs(x) >= 1e5:
+        return f"{x / 1e3:.0f}k"
+    return f"{x:,.1f}"
+
+
+HEADLINE = (("faces", "faces"), ("alerts", "alerts"), ("true_alerts", "true"), ("false_alerts", "false"),
+            ("expected_false_alerts", "expected false"), ("arrests", "arrests"),
+            ("wrongful_stops", "wrongful stops"))
+
+
 def _print_headline(results, elapsed: float) -> None:
     from rich.console import Console
     from rich.table import Table
@@ -90,31 +106,57 @@ def _print_headline(results, elapsed: float) -> None:
     console = Console()
     exp = results.experiment
     summary = results.summary
-    table = Table(title=f"{exp.experiment.name}: cell 0, mean per programme over "
-                        f"{int(summary['replicates'].max())} replicates")
-    cols = ("faces", "alerts", "true_alerts", "false_alerts", "expected_false_alerts", "arrests",
-            "wrongful_stops")
+    params = results.cells[0] if results.cells and results.cells[0] else {}
+    where = ", ".join(f"{k} = {v}" for k, v in params.items())
+    table = Table(title=f"{exp.experiment.name}: cell 0{f' ({where})' if where else ''}, mean per programme "
+                        f"over {int(summary['replicates'].max())} replicates")
     table.add_column("group")
-    for c in cols:
-        table.add_column(c.replace("_", " "), justify="right")
+    for _, title in HEADLINE:
+        table.add_column(title, justify="right")
     table.add_column("false per 3M faces (95% CI)", justify="right")
     for group in ["all", *[g for g in summary["group"].unique() if g != "all"]]:
         part = summary[(summary["cell"] == 0) & (summary["group"] == group)].set_index("metric")
-        vals = [f"{part.loc[c, 'estimate']:,.1f}" if c in part.index else "–" for c in cols]
+        vals = [_number(part.loc[c, "estimate"]) if c in part.index else "–" for c, _ in HEADLINE]
         r = part.loc["false_alert_rate"]
         rate = f"{r['estimate'] * 3e6:.1f} ({r['ci_low'] * 3e6:.1f}–{r['ci_high'] * 3e6:.1f})"
         table.add_row(group, *vals, rate)
     console.print(table)
+    if len(results.cells) > 1:
+        _print_cells(console, results)
     if exp.comparison is not None:
         c = compare(results.metrics, 0, exp.comparison)
         console.print(
             f"Reported: {exp.comparison.false_alerts} false alerts in {exp.comparison.faces:,} faces. "
-            f"Simulated: {c['simulated_per_reported_faces']:.1f} per {exp.comparison.faces:,} faces "
+            f"Simulated (cell 0): {c['simulated_per_reported_faces']:.1f} per {exp.comparison.faces:,} faces "
             f"(95% CI {c['simulated_ci_low']:.1f}–{c['simulated_ci_high']:.1f}); exact expectation "
             f"{c['expected_per_reported_faces']:.1f}; consistency p = {c['p_value_two_sided']:.3g} "
             f"(two-sided Poisson); implied threshold {c['implied_threshold']:.3f}.")
     faces = float(results.metrics.query("group == 'all' and metric == 'faces'")["value"].sum())
     console.print(f"{faces:,.0f} faces simulated; {elapsed:.1f} s in this session.")
+
+
+def _print_cells(console, results, limit: int = 60) -> None:
+    """One line per sweep cell, everyone together: the sweep at a glance."""
+    from rich.table import Table
+
+    summary = results.summary
+    everyone = summary[summary["group"] == "all"]
+    wide = everyone.pivot(index="cell", columns="metric", values="estimate")
+    paths = list(results.cells[0])
+    table = Table(title="every cell, all passers (per group: summary.csv)")
+    for path in paths:
+        table.add_column(path, justify="right")
+    columns = (("faces", "faces"), ("alerts", "alerts"), ("false_alerts", "false"),
+               ("expected_false_alerts", "expected false"), ("tpir", "TPIR"), ("ppv", "PPV"))
+    for _, title in columns:
+        table.add_column(title, justify="right")
+    for cell, params in enumerate(results.cells[:limit]):
+        row = wide.loc[cell]
+        shown = [f"{row[m]:.3f}" if m in ("tpir", "ppv") else _number(row[m]) for m, _ in columns]
+        table.add_row(*[str(params[p]) for p in paths], *shown)
+    console.print(table)
+    if len(results.cells) > limit:
+        console.print(f"... {len(results.cells) - limit} more cells in summary.csv")
 
 
 class _ProgressBar:

@@ -313,3 +313,18 @@ def test_python_dash_m_sim_runs_the_command(tiny_file):
 def test_sim_run_and_the_command_agree(tiny_results, tiny_file):
     from_api = run_experiment(from_dict(load_experiment(tiny_file).to_dict()))
     assert parquet_bytes(from_api.metrics) == (tiny_results / "metrics.parquet").read_bytes()
+
+
+def test_the_headline_shows_every_cell_of_a_sweep(tiny_file, capsys):
+    from sim.cli import _print_headline
+
+    data = load_experiment(tiny_file).to_dict()
+    data["sweep"] = {"parameters": {"matcher.threshold": [0.58, 0.62], "review.officers": [4, 8]}}
+    data["matcher"]["score_floor"] = "auto"
+    results = run_experiment(from_dict(data))
+    _print_headline(results, elapsed=1.0)
+    out = capsys.readouterr().out
+    assert "cell 0 (matcher.threshold = 0.58, review.officers = 4)" in out
+    assert "expected false" in out and "every cell" in out
+    rows = [line for line in out.splitlines() if line.startswith("│") and ("0.58" in line or "0.62" in line)]
+    assert len(rows) == 4
