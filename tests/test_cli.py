@@ -325,6 +325,6 @@ def test_the_headline_shows_every_cell_of_a_sweep(tiny_file, capsys):
     _print_headline(results, elapsed=1.0)
     out = capsys.readouterr().out
     assert "cell 0 (matcher.threshold = 0.58, review.officers = 4)" in out
-    assert "expected false" in out and "every cell" in out
+    assert "expected" in out and "every cell" in out
     rows = [line for line in out.splitlines() if line.startswith("│") and ("0.58" in line or "0.62" in line)]
     assert len(rows) == 4
