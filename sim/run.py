@@ -39,6 +39,7 @@ from .review import (
     WRONGFUL_ARREST,
     WRONGFUL_STOP,
     Alerts,
+    ReviewResult,
     review_alerts,
 )
 from .scores import ScoreModel, effective_looks, score_model, to_latent, to_vendor
@@ -83,16 +84,6 @@ class Candidates:
     best: np.ndarray           # latent score of the best candidate
     seconds: np.ndarray
     uniforms: np.ndarray
-
-
-@dataclass
-class Tally:
-    """Counts per group for one replicate at one threshold."""
-
-    counts: dict[str, np.ndarray]
-    officer_busy: float = 0.0
-    operator_busy: float = 0.0
-    waits: list[np.ndarray] | None = None
 
 
 def _search_deployment(site: Site, table: SearchTable, model: ScoreModel, experiment: Experiment,
@@ -166,61 +157,90 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
         searched.append((site, cands))
 
     nonmated = sum(nonmated_cells.values(), np.zeros(n_groups, np.int64))
+    implied = _implied_threshold(experiment, table, nonmated_cells, faces.sum())
+    # Without automation bias an alert's fate depends only on which candidates alert, so a sweep
+    # reviews each distinct alert set of a deployment once (nearby thresholds often share one).
+    cache: dict[tuple[int, bytes], ReviewResult] | None = (
+        {} if experiment.review.automation_bias == 0 else None)
     results: dict[float, dict[str, np.ndarray | float]] = {}
     for threshold in thresholds:
         t = float(to_latent(threshold))
-        counts = {name: np.zeros(n_groups) for name in COUNT_METRICS}
+        hits, reviews = [], []
+        for site, c in searched:
+            hit = c.best >= t
+            key = (site.index, hit.tobytes())
+            reviewed = cache.get(key) if cache is not None else None
+            if reviewed is None:
+                alerts = Alerts(seconds=c.seconds[hit], true_match=c.true_match[hit],
+                                margin=to_vendor(c.best[hit]) - threshold, uniforms=c.uniforms[hit])
+                reviewed = review_alerts(alerts, experiment.review, site.duration_seconds)
+                if cache is not None:
+                    cache[key] = reviewed
+            hits.append(hit)
+            reviews.append(reviewed)
+        counts = _tally(searched, hits, reviews, n_groups)
         counts["passers"] = passers.astype(float)
         counts["faces"] = faces.astype(float)
         counts["watchlisted_passers"] = watchlisted.astype(float)
         counts["nonmated_passers"] = nonmated.astype(float)
-        exp_false, exp_true = _expectations(table, t, nonmated_cells, mated_cells, n_groups)
-        counts["expected_false_alerts"] = exp_false
-        counts["expected_true_alerts"] = exp_true
-        officer_busy = operator_busy = officer_on_duty = operator_on_duty = 0.0
-        waits, operator_waits, officer_waits = [], [], []
-        for site, c in searched:
-            hit = c.best >= t
-            alerts = Alerts(seconds=c.seconds[hit], true_match=c.true_match[hit],
-                            margin=to_vendor(c.best[hit]) - threshold, uniforms=c.uniforms[hit])
-            reviewed = review_alerts(alerts, experiment.review, site.duration_seconds)
-            g = c.group[hit]
-            true_hit = c.true_match[hit]
-            counts["alerts"] += np.bincount(g, minlength=n_groups)
-            counts["true_alerts"] += np.bincount(g[true_hit], minlength=n_groups)
-            counts["false_alerts"] += np.bincount(g[~true_hit], minlength=n_groups)
-            counts["nonmated_false_alerts"] += np.bincount(g[~c.mated[hit]], minlength=n_groups)
-            out = reviewed.outcome
-            for name, code in (("operator_rejected", REJECTED), ("lost_alerts", LOST), ("arrests", ARREST),
-                               ("other_disposals", OTHER_DISPOSAL), ("no_action", NO_ACTION),
-                               ("wrongful_stops", WRONGFUL_STOP), ("wrongful_arrests", WRONGFUL_ARREST)):
-                counts[name] += np.bincount(g[out == code], minlength=n_groups)
-            counts["engagements"] += np.bincount(g[np.isin(out, ENGAGED)], minlength=n_groups)
-            counts["lost_true_alerts"] += np.bincount(g[(out == LOST) & true_hit], minlength=n_groups)
-            for name, per_alert in (("operator_busy_seconds", reviewed.operator_seconds),
-                                    ("officer_busy_seconds", reviewed.officer_seconds),
-                                    ("operator_wait_seconds_total", reviewed.operator_wait),
-                                    ("officer_wait_seconds_total", reviewed.officer_wait),
-                                    ("seconds_to_engagement_total", reviewed.to_engagement)):
-                counts[name] += np.bincount(g, weights=np.nan_to_num(per_alert), minlength=n_groups)
-            officer_busy += reviewed.officer_busy_seconds
-            operator_busy += reviewed.operator_busy_seconds
-            officer_on_duty += reviewed.officer_on_duty_seconds
-            operator_on_duty += reviewed.operator_on_duty_seconds
-            waits.append(reviewed.wait_seconds[np.isfinite(reviewed.wait_seconds)])
-            operator_waits.append(reviewed.operator_wait[np.isfinite(reviewed.operator_wait)])
-            officer_waits.append(reviewed.officer_wait[np.isfinite(reviewed.officer_wait)])
+        counts["expected_false_alerts"], counts["expected_true_alerts"] = _expectations(
+            table, t, nonmated_cells, mated_cells, n_groups)
+        officer_on_duty = sum(r.officer_on_duty_seconds for r in reviews)
+        operator_on_duty = sum(r.operator_on_duty_seconds for r in reviews)
         programme = {
             "deployments": float(len(sites)),
-            "officer_utilisation": officer_busy / officer_on_duty if officer_on_duty else 0.0,
-            "operator_utilisation": operator_busy / operator_on_duty if operator_on_duty else 0.0,
-            "mean_seconds_to_engagement": _mean(waits),
-            "mean_operator_wait_seconds": _mean(operator_waits),
-            "mean_officer_wait_seconds": _mean(officer_waits),
-            "implied_threshold": _implied_threshold(experiment, table, nonmated_cells, faces.sum()),
+            "officer_utilisation": (sum(r.officer_busy_seconds for r in reviews) / officer_on_duty
+                                    if officer_on_duty else 0.0),
+            "operator_utilisation": (sum(r.operator_busy_seconds for r in reviews) / operator_on_duty
+                                     if operator_on_duty else 0.0),
+            "mean_seconds_to_engagement": _mean([r.wait_seconds for r in reviews]),
+            "mean_operator_wait_seconds": _mean([r.operator_wait for r in reviews]),
+            "mean_officer_wait_seconds": _mean([r.officer_wait for r in reviews]),
+            "implied_threshold": implied,
         }
         results[float(threshold)] = {"counts": counts, "programme": programme}
     return results
+
+
+OUTCOME_METRICS = (("operator_rejected", REJECTED), ("lost_alerts", LOST), ("arrests", ARREST),
+                   ("other_disposals", OTHER_DISPOSAL), ("no_action", NO_ACTION),
+                   ("wrongful_stops", WRONGFUL_STOP), ("wrongful_arrests", WRONGFUL_ARREST))
+
+
+def _tally(searched, hits: list[np.ndarray], reviews: list[ReviewResult], n_groups: int
+           ) -> dict[str, np.ndarray]:
+    """Alert and outcome counts per group over all deployments at one threshold."""
+    def alerted(name: str, dtype) -> np.ndarray:
+        parts = [getattr(c, name)[h] for (_, c), h in zip(searched, hits, strict=True)]
+        return np.concatenate(parts) if parts else np.empty(0, dtype)
+
+    g = alerted("group", np.int64)
+    true_hit = alerted("true_match", bool)
+    mated = alerted("mated", bool)
+    out = np.concatenate([r.outcome for r in reviews] or [np.empty(0, int)])
+
+    def per_group(mask=None, weights=None) -> np.ndarray:
+        groups = g if mask is None else g[mask]
+        w = None if weights is None else (weights if mask is None else weights[mask])
+        return np.bincount(groups, weights=w, minlength=n_groups).astype(float)
+
+    counts = {name: np.zeros(n_groups) for name in COUNT_METRICS}
+    counts["alerts"] = per_group()
+    counts["true_alerts"] = per_group(true_hit)
+    counts["false_alerts"] = per_group(~true_hit)
+    counts["nonmated_false_alerts"] = per_group(~mated)
+    for name, code in OUTCOME_METRICS:
+        counts[name] = per_group(out == code)
+    counts["engagements"] = per_group(np.isin(out, ENGAGED))
+    counts["lost_true_alerts"] = per_group((out == LOST) & true_hit)
+    for name, field in (("operator_busy_seconds", "operator_seconds"),
+                        ("officer_busy_seconds", "officer_seconds"),
+                        ("operator_wait_seconds_total", "operator_wait"),
+                        ("officer_wait_seconds_total", "officer_wait"),
+                        ("seconds_to_engagement_total", "to_engagement")):
+        per_alert = np.concatenate([getattr(r, field) for r in reviews] or [np.empty(0)])
+        counts[name] = per_group(weights=np.nan_to_num(per_alert))
+    return counts
 
 
 def _mean(parts: list[np.ndarray]) -> float:

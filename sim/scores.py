@@ -235,7 +235,8 @@ class ScoreModel:
         """log P(best of ``looks`` genuine scores >= t) for a passer of group ``g``."""
         z = (np.asarray(t, dtype=float) - self.genuine_location[g]) / self.genuine_sd[g]
         logcdf = special.log_ndtr(z)
-        return np.log(-np.expm1(np.asarray(looks) * logcdf))
+        with np.errstate(divide="ignore"):  # log 0 = -inf: a genuine score that cannot reach t
+            return np.log(-np.expm1(np.asarray(looks) * logcdf))
 
     def genuine_cdf(self, g: int, t: np.ndarray, looks: np.ndarray | float = 1.0) -> np.ndarray:
         """P(best of ``looks`` genuine scores < t)."""
