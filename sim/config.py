@@ -676,7 +676,7 @@ def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
     if isinstance(swept, list):
         candidates = [base, *swept]
     elif isinstance(swept, dict):
-        candidates = [base, swept.get("start")]
+        candidates = [base, swept.get("start"), swept.get("stop")]  # a reversed range is refused by name
     else:
         candidates = [base]
     # only what could be a threshold counts; anything else is refused by validation, by name
