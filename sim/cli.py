@@ -130,7 +130,14 @@ def _print_headline(results, elapsed: float) -> None:
             f"Simulated (cell 0): {c['simulated_per_reported_faces']:.1f} per {exp.comparison.faces:,} faces "
             f"(95% CI {c['simulated_ci_low']:.1f}–{c['simulated_ci_high']:.1f}); exact expectation "
             f"{c['expected_per_reported_faces']:.1f}; consistency p = {c['p_value_two_sided']:.3g} "
-            f"(two-sided Poisson); implied threshold {c['implied_threshold']:.3f}.")
+            f"(two-sided Poisson, parameters fixed); implied threshold {c['implied_threshold']:.3f}.")
+        post = results.posterior
+        if post is not None:
+            console.print(
+                f"With the calibration's uncertainty (cell {post['cell']}, {post['draws']} posterior draws): "
+                f"expected {post['expected']:.1f} (95% {post['interval_95'][0]:.1f}–"
+                f"{post['interval_95'][1]:.1f}) per {exp.comparison.faces:,} faces; "
+                f"P(≤ {exp.comparison.false_alerts}) = {post['p_at_most_reported']:.3f}.")
     faces = float(results.metrics.query("group == 'all' and metric == 'faces'")["value"].sum())
     console.print(f"{faces:,.0f} faces simulated; {elapsed:.1f} s in this session.")
 

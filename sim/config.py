@@ -440,8 +440,7 @@ class Experiment(Frozen):
 
     def with_values(self, values: dict[str, Any]) -> Experiment:
         """A copy with dotted-path settings replaced (one sweep cell), validated again."""
-        data = self.to_dict()
-        data["matcher"]["parameters"] = "inline"
+        data = self.to_dict()   # every score parameter written out: the named file is not re-read
         for path, value in values.items():
             _set_path(data, path, value)
         data.pop("sweep", None)

@@ -223,6 +223,53 @@ def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
+def _legend(ax) -> None:
+    """A legend only when some line is labelled (a single-line plot needs none)."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(fontsize=7)
+
+
+def _cell_label(cell: dict) -> str:
+    return "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in cell.items()) or "base"
+
+
+def _figure_cells(plt, folder: Path, results: Results) -> list[str]:
+    """Cells side by side (for zipped or categorical sweeps): key counts, and exposure per head."""
+    summary = results.summary
+    cells = range(len(results.cells))
+    labels = [_cell_label(c) for c in results.cells]
+    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
+    for ax, metric, label in ((axes[0, 0], "faces", "faces per programme"),
+                              (axes[0, 1], "false_alerts", "false alerts per programme"),
+                              (axes[1, 0], "wrongful_stops", "wrongful stops per programme"),
+                              (axes[1, 1], "arrests", "arrests per programme")):
+        vals = np.array([_value(summary, c, "all", metric) for c in cells])
+        ax.bar(range(len(labels)), vals[:, 0], color="#4472c4")
+        ax.errorbar(range(len(labels)), vals[:, 0], yerr=[np.clip(vals[:, 0] - vals[:, 1], 0, None),
+                    np.clip(vals[:, 2] - vals[:, 0], 0, None)], fmt="none", color="black", capsize=3)
+        ax.set_xticks(range(len(labels)), labels, fontsize=7)
+        ax.set_ylabel(label)
+    fig.suptitle("Cells compared (mean per programme; bars: 2.5–97.5% of replicates)")
+    fig.tight_layout()
+    _png(fig, folder / "cells_compared.png")
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(12, 4.5))
+    width = 0.8 / max(len(labels), 1)
+    for i, c in enumerate(cells):
+        exposure = exposure_per_head(summary, c)
+        xs = np.arange(len(exposure)) + i * width
+        ax.bar(xs, exposure["scans_per_resident"], width=width, label=labels[i].replace("\n", ", "))
+        groups = exposure["group"]
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=45)
+    ax.set_ylabel("faces scanned per London resident")
+    ax.set_title("Exposure per head by group and cell (2021 census residents)")
+    ax.legend(fontsize=7)
+    _png(fig, folder / "exposure_by_cell.png")
+    plt.close(fig)
+    return ["cells_compared.png", "exposure_by_cell.png"]
+
+
 def draw_figures(folder: Path, results: Results) -> list[str]:
     """Draw the figures the results support; return their file names."""
     import matplotlib
@@ -283,7 +330,11 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
 
     if "matcher.threshold" in params and summary["matcher.threshold"].nunique() > 2:
         drawn += _figure_threshold(plt, figures, results)
-    for x in params:
+    numeric = [p for p in params if pd.api.types.is_numeric_dtype(summary[p])]
+    if len(results.cells) > 1 and (len(numeric) < len(params) or results.experiment.sweep.mode == "zip"):
+        drawn += _figure_cells(plt, figures, results)
+        return drawn
+    for x in numeric:
         if x == "matcher.threshold" and summary[x].nunique() > 2:
             continue
         name = x.replace(".", "_")
@@ -296,13 +347,13 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
             ax.set_ylabel(label)
             if x == "watchlist.size":
                 ax.set_xscale("log")
-        axes[0].legend(fontsize=7)
+        _legend(axes[0])
         fig.suptitle(f"Against {PARAM_LABELS.get(x, x)} (95% intervals)")
         _png(fig, figures / f"sweep_{name}.png")
         plt.close(fig)
         drawn.append(f"sweep_{name}.png")
-    if any(p.startswith("review.") for p in params):
-        x = next(p for p in params if p.startswith("review."))
+    if any(p.startswith("review.") for p in numeric):
+        x = next(p for p in numeric if p.startswith("review."))
         fig, axes = plt.subplots(1, 2, figsize=(11, 4))
         _plot_metric(axes[0], summary, x, "officer_utilisation")
         _plot_metric(axes[1], summary, x, "wrongful_stops")
@@ -310,7 +361,7 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
         axes[1].set_ylabel("wrongful stops per programme")
         for ax in axes:
             ax.set_xlabel(PARAM_LABELS.get(x, x))
-        axes[0].legend(fontsize=7)
+        _legend(axes[0])
         _png(fig, figures / "officer_utilisation.png")
         plt.close(fig)
         drawn.append("officer_utilisation.png")
@@ -342,8 +393,19 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
                 break
         lines += ["", f"Reported: {exp.comparison.label} ({exp.comparison.false_alerts} false alerts in "
                   f"{exp.comparison.faces:,} faces). The p-value asks how surprising the reported count "
-                  "is if the model's exact expected rate held; the implied threshold is where the model "
-                  "would expect the reported count.", ""]
+                  "is if the model's exact expected rate held, with the score model's parameters fixed at "
+                  "their fitted values; the implied threshold is where the model would expect the "
+                  "reported count.", ""]
+        post = results.posterior
+        if post is not None:
+            lines += [f"**With the calibration's uncertainty** ({post['draws']:,} draws from the score "
+                      f"model's posterior, cell {post['cell']} at threshold {post['threshold']}): expected "
+                      f"{_fmt(post['expected'])} false alerts per {exp.comparison.faces:,} faces (95% "
+                      f"{_fmt(post['interval_95'][0])}–{_fmt(post['interval_95'][1])}); posterior-"
+                      f"predictive P(≤ {exp.comparison.false_alerts}) = {post['p_at_most_reported']:.3f}, "
+                      f"P(≥ {exp.comparison.false_alerts}) = {post['p_at_least_reported']:.3f}. This is "
+                      "the comparison to read: the simulated interval above carries only Monte Carlo "
+                      "error.", ""]
     lines += ["## Headline (cell 0)", "", "| group | faces | alerts | true | false | expected false | "
               "arrests | wrongful stops | false alerts per million faces (95% CI) |",
               "|---|---|---|---|---|---|---|---|---|"]
@@ -366,8 +428,40 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     return "\n".join(lines)
 
 
+def posterior_cell(results: Results) -> int | None:
+    """The cell to set against the reported figure: the one at the report's threshold, else 0."""
+    cmp_ = results.experiment.comparison
+    if cmp_ is None:
+        return None
+    for i, cell in enumerate(results.cells):
+        if abs(float(cell.get("matcher.threshold", results.experiment.matcher.threshold))
+               - cmp_.threshold) < 1e-9:
+            return i
+    return 0
+
+
+def attach_posterior(results: Results) -> None:
+    """Compute the reported figure's comparison with the calibration's uncertainty (if it applies)."""
+    from .calibrate import posterior_comparison
+
+    cell = posterior_cell(results)
+    if cell is None or results.posterior is not None:
+        return
+    summary = results.summary
+    groups = [g for g in summary["group"].unique() if g != "all"]
+    nonmated = np.array([_value(summary, cell, g, "nonmated_passers")[0] for g in groups])
+    faces = _value(summary, cell, "all", "faces")[0]
+    experiment = results.experiment
+    if results.cells[cell]:
+        experiment = experiment.with_values(results.cells[cell])
+    post = posterior_comparison(experiment, nonmated, faces)
+    if post is not None:
+        results.posterior = {**post, "cell": cell}
+
+
 def write_report(folder: str | Path, results: Results) -> None:
     """(Re)draw figures and summary.md in a results folder from its metrics."""
     folder = Path(folder)
+    attach_posterior(results)
     figures = draw_figures(folder, results)
     atomic_write_text(folder / "summary.md", summary_markdown(results, figures))

@@ -90,6 +90,7 @@ class Results:
     metrics: pd.DataFrame
     summary: pd.DataFrame
     path: Path | None = None
+    posterior: dict[str, Any] | None = None   # the reported figure with calibration uncertainty
 
     @classmethod
     def from_rows(cls, experiment: Experiment, cells: list[dict[str, Any]],

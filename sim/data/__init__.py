@@ -116,3 +116,11 @@ def score_parameters(name: str, base_dir: Path | str | None = None) -> dict[str,
     if not isinstance(params, dict):
         raise ValueError(f"{file} has no [parameters] table")
     return params
+
+
+def score_fit(name: str) -> dict[str, Any] | None:
+    """The ``[fit]`` table (posterior, diagnostics) of the shipped calibration, or None for others."""
+    if name != "calibrated":
+        return None
+    with open(path("score_parameters.toml"), "rb") as fh:
+        return tomllib.load(fh).get("fit")
