@@ -204,7 +204,8 @@ class Crowd(Frozen):
     """Who walks past: sex split, watchlisted passers, frames per passer and how faces are counted.
 
     A passer of group g is on the watchlist with probability
-    ``watchlisted_per_passer * (N / prevalence_reference_size) * w_g / p_g``, where w_g is the
+    ``watchlisted_per_passer * (N / prevalence_reference_size) ** prevalence_elasticity * w_g / p_g``,
+    where w_g is the
     watchlist's share of group g and p_g London's: a larger list, or one over-representing a
     group, puts more of that group's passers on it.
     """
@@ -212,6 +213,9 @@ class Crowd(Frozen):
     female_share: Probability = 0.5
     watchlisted_per_passer: float = Field(default=8.0e-4, ge=0.0, le=0.5, allow_inf_nan=False)
     prevalence_reference_size: int = Field(default=15_000, ge=1, le=MAX_WATCHLIST)
+    # how the watchlisted share follows the list's size: 1 = in proportion (added entries are as
+    # likely to pass as those already on it), 0 = not at all (added entries never pass)
+    prevalence_elasticity: Probability = 1.0
     frames_per_passer: float = Field(default=1.0, ge=1.0, le=1000.0, allow_inf_nan=False)
     frame_correlation: Probability = 1.0
     count_faces_as: Literal["passers", "frames"] = "passers"

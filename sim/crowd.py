@@ -141,7 +141,7 @@ def watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], watchlist_s
     """P(a passer of each group is on the watchlist): see ``sim.config.Crowd``."""
     london = shipped.london_shares()
     population = np.array([0.5 * london[g.ethnicity] for g in groups])
-    scale = watchlist_size / crowd.prevalence_reference_size
+    scale = (watchlist_size / crowd.prevalence_reference_size) ** crowd.prevalence_elasticity
     return np.clip(crowd.watchlisted_per_passer * scale * watchlist_shares / population, 0.0, 0.5)
 
 

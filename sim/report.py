@@ -150,10 +150,17 @@ def _figure_threshold(plt, folder, results) -> list[str]:
                                                               ci_high=np.nan, replicates=0)
     for label, rows in _lines(frame, x, "ratio"):
         ax.plot(rows[x].astype(float), rows["estimate"], marker="o", ms=3, label=label or None)
+    bw = black_white_ratio(summary)
+    cells_x = [(float(c[x]), bw[i]) for i, c in enumerate(results.cells) if x in c]
+    if cells_x and len(_params(summary)) == 1:
+        xs, ys = zip(*sorted(cells_x), strict=True)
+        ax.plot(xs, ys, marker="s", ms=3, color="crimson", label="Black / White passers")
+        ax.plot([], [], color="C0", marker="o", ms=3, label="highest / lowest of the ten groups")
+        ax.legend(fontsize=8)
     ax.axhline(1.0, color="grey", lw=0.8)
     ax.set_yscale("log")
     ax.set_xlabel(PARAM_LABELS[x])
-    ax.set_ylabel("highest / lowest group FPIR")
+    ax.set_ylabel("ratio of FPIR between groups")
     ax.set_title("Disparity between passer groups (exact expected FPIR)")
     _png(fig, folder / "disparity_vs_threshold.png")
     plt.close(fig)
@@ -203,6 +210,23 @@ def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
                      "highest": rates.idxmax() if len(rates) else "",
                      "lowest": rates.idxmin() if len(rates) else ""})
     return pd.DataFrame(rows)
+
+
+CELL_METRICS = ("faces", "alerts", "false_alerts", "tpir", "ppv", "arrests", "wrongful_stops", "lost_alerts")
+
+
+def black_white_ratio(summary: pd.DataFrame) -> dict[int, float]:
+    """Per cell: exact expected FPIR of Black over White passers, both sexes pooled."""
+    out = {}
+    for cell in summary["cell"].unique():
+        rate = {}
+        for eth in ("black", "white"):
+            groups = [f"{sex}_{eth}" for sex in ("female", "male")]
+            exp_ = sum(_value(summary, cell, g, "expected_false_alerts")[0] for g in groups)
+            passers = sum(_value(summary, cell, g, "nonmated_passers")[0] for g in groups)
+            rate[eth] = exp_ / passers if passers > 0 else math.nan
+        out[int(cell)] = rate["black"] / rate["white"] if rate["white"] > 0 else math.nan
+    return out
 
 
 def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
@@ -406,6 +430,18 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
                       f"P(≥ {exp.comparison.false_alerts}) = {post['p_at_least_reported']:.3f}. This is "
                       "the comparison to read: the simulated interval above carries only Monte Carlo "
                       "error.", ""]
+    if len(results.cells) > 1:
+        lines += ["## Per cell (everyone)", "",
+                  "| cell | setting | faces | alerts | false alerts | TPIR | PPV | arrests | wrongful stops "
+                  "| lost | Black/White FPIR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+        bw = black_white_ratio(summary)
+        for cell, params in enumerate(results.cells[:60]):
+            setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
+            vals = [_value(summary, cell, "all", m)[0] for m in CELL_METRICS]
+            lines.append(f"| {cell} | {setting} | " + " | ".join(_fmt(v) for v in vals)
+                         + f" | {_fmt(bw.get(cell, math.nan))} |")
+        lines += ["", "Black/White FPIR: the exact expected false-alert rate per non-watchlisted passer, "
+                  "Black over White passers (both sexes).", ""]
     lines += ["## Headline (cell 0)", "", "| group | faces | alerts | true | false | expected false | "
               "arrests | wrongful stops | false alerts per million faces (95% CI) |",
               "|---|---|---|---|---|---|---|---|---|"]

@@ -171,8 +171,11 @@ def met_records_experiment(parameter_file: Path | None = None) -> dict[str, Any]
             entry["borough"] = r.borough
         deployments.append(entry)
     size = int(round(np.mean([r.watchlist_size for r in recs])))
-    faces = int(sum(r.faces for r in recs))
-    false = int(sum(r.false_alerts for r in recs))
+    # the reported figure to set against: the records at 0.60 (2023 to June 2024), the only
+    # threshold with enough faces and false alerts to compare; each cell replays every record
+    at_060 = [r for r in recs if abs(r.threshold - 0.60) < 1e-9]
+    faces = int(sum(r.faces for r in at_060))
+    false = int(sum(r.false_alerts for r in at_060))
     return {
         "experiment": {"name": "met_records_2020_2024", "seed": 20240101, "replications": 20, "description": (
             "The Met's recorded LFR deployments of 2023-2024 (threshold, faces and duration published), "
@@ -185,8 +188,8 @@ def met_records_experiment(parameter_file: Path | None = None) -> dict[str, Any]
         "watchlist": {"size": size, "female_share": 0.15, "ethnicity_shares": "london"},
         "matcher": {"threshold": 0.60, "parameters": "calibrated"},
         "sweep": {"parameters": {"matcher.threshold": [0.60, 0.62, 0.64]}},
-        "comparison": {"label": "Met records 2023-2024: false alerts in recorded faces (all thresholds)",
-                       "faces": faces, "false_alerts": false},
+        "comparison": {"label": "Met records 2023 to June 2024 at 0.60: false alerts in recorded faces",
+                       "faces": faces, "false_alerts": false, "threshold": 0.60},
     }
 
 
