@@ -253,12 +253,54 @@ def headline_fpir_by_group(parameter_file: Path | None = None) -> dict[str, floa
     return {g.name: float(v) for g, v in zip(default_groups(), fp, strict=True)}
 
 
+def predicted_vs_observed_figure(result: dict[str, Any], out: Path) -> None:
+    """Per deployment: recorded against expected alerts and false alerts, by threshold period."""
+    import io
+
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = result["per_deployment"]
+    fig, axes = plt.subplots(1, 2, figsize=(12, 5))
+    for ax, metric, label in ((axes[0], "alerts", "alerts"), (axes[1], "false_alerts", "false alerts")):
+        for period in PERIODS:
+            part = [r for r in rows if r["period"] == period]
+            if not part:
+                continue
+            exp_ = np.array([r[metric]["expected"] for r in part])
+            obs = np.array([r[metric]["observed"] for r in part])
+            # zero counts sit on the axis floor of a log plot, marked as such
+            ax.scatter(exp_, np.maximum(obs, 0.3), s=14, alpha=0.7, label=period)
+        top = max(max(r[metric]["expected"] for r in rows), max(r[metric]["observed"] for r in rows))
+        lim = [0.1, top * 2]
+        ax.plot(lim, lim, color="grey", lw=0.8)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel(f"expected {label} per deployment (model, faces as passers)")
+        ax.set_ylabel(f"recorded {label} (0 drawn at 0.3)")
+        ax.set_title(f"{label.capitalize()}: the Met's records against the model")
+    axes[0].legend(fontsize=8)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=150, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_bytes(buf.getvalue())
+
+
 def main(argv: list[str]) -> int:  # pragma: no cover - a thin command line
     if len(argv) == 2 and argv[0] == "experiment":
         write_met_records_experiment(Path(argv[1]))
         return 0
     if len(argv) == 2 and argv[0] == "report":
-        Path(argv[1]).write_text(markdown_report(posterior_predictive()))
+        result = posterior_predictive()
+        page = Path(argv[1])
+        predicted_vs_observed_figure(result, page.parent / "figures" / "predicted_vs_observed.png")
+        text = markdown_report(result)
+        marker = "\n## Per threshold period"
+        figure = "\n![Recorded against expected, per deployment](figures/predicted_vs_observed.png)\n"
+        page.write_text(text.replace(marker, figure + marker, 1) if marker in text else text + figure)
         return 0
     print("usage: python -m sim.validate experiment FILE | report FILE", file=sys.stderr)
     return 2
