@@ -294,6 +294,77 @@ def _figure_cells(plt, folder: Path, results: Results) -> list[str]:
     return ["cells_compared.png", "exposure_by_cell.png"]
 
 
+def borough_exposure(experiment) -> pd.DataFrame:
+    """Expected faces scanned per programme per resident of each borough, by ethnicity.
+
+    From the programme's design, not its draws: each deployment's expected faces, spread over
+    the boroughs its sites are drawn from and split by the sites' census mix, over the borough's
+    residents of each group (2021 census). Residents stand in for the people who pass.
+    """
+    from . import data as shipped
+    from .crowd import SIX_ZONES_2025, _place_shares, met_2024_sites
+
+    prog = experiment.programme
+    rows: list[tuple[str, float, np.ndarray]] = []   # (borough, expected faces, ethnic shares)
+    if prog.generator is not None:
+        gen = prog.generator
+        if gen.sites == "met_2024":
+            pool = [(s["borough"], s["ward_code"]) for s in met_2024_sites()]
+        elif gen.sites == "six_zones_2025":
+            pool = [(shipped.census()[0][c]["borough"], c) for c in SIX_ZONES_2025.values()]
+        else:
+            pool = [(site if shipped.has_borough(site) else shipped.census()[0][site]["borough"],
+                     site if shipped.has_ward(site) else "") for site in gen.sites]
+        faces = gen.weeks * gen.deployments_per_week * gen.footfall_per_hour * gen.duration_hours
+        for borough, ward in pool:
+            # the census names the borough (records say "Kingston" for Kingston upon Thames)
+            home = shipped.census()[0][ward]["borough"] if ward else borough
+            rows.append((home, faces / len(pool), _place_shares(ward, home)))
+    else:
+        for d in prog.deployments:
+            if not d.borough and not d.ward_code:
+                continue
+            borough = shipped.census()[0][d.ward_code]["borough"] if d.ward_code else d.borough
+            profile = np.atleast_1d(np.asarray(d.footfall_per_hour, dtype=float))
+            shares = (np.array([d.ethnicity_shares[e] for e in shipped.ETHNICITIES]) if d.ethnicity_shares
+                      else _place_shares(d.ward_code, d.borough))
+            rows.append((borough, float(profile.mean() * d.duration_hours), shares))
+    residents = shipped.census()[1]
+    out: dict[str, np.ndarray] = {}
+    for borough, faces, shares in rows:
+        out.setdefault(borough, np.zeros(len(shipped.ETHNICITIES)))
+        out[borough] += faces * shares
+    table = {b: {e: v[i] / residents[b][e] if residents[b][e] > 0 else math.nan
+                 for i, e in enumerate(shipped.ETHNICITIES)} for b, v in out.items()}
+    return pd.DataFrame(table).T.sort_index()
+
+
+def _figure_boroughs(plt, folder: Path, results: Results) -> list[str]:
+    panels = []
+    seen = set()
+    for i, cell in enumerate(results.cells):
+        exp_ = results.experiment.with_values(cell) if cell else results.experiment
+        key = repr(exp_.programme.generator.sites) if exp_.programme.generator else "deployments"
+        if key not in seen:
+            seen.add(key)
+            panels.append((i, key, borough_exposure(exp_)))
+    panels = [p for p in panels if not p[2].empty][:4]
+    if not panels:
+        return []
+    height = 0.32 * max(len(p[2]) for p in panels) + 2
+    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), height), squeeze=False)
+    for ax, (cell, key, table) in zip(axes[0], panels, strict=True):
+        im = ax.imshow(table.to_numpy(float), aspect="auto", cmap="viridis")
+        ax.set_yticks(range(len(table)), table.index, fontsize=7)
+        ax.set_xticks(range(len(table.columns)), table.columns)
+        ax.set_title(f"cell {cell}: sites {key.strip(chr(39))}", fontsize=9)
+        fig.colorbar(im, ax=ax, label="faces scanned per resident per programme")
+    fig.suptitle("Exposure per head by borough and ethnicity (expected, from the programme's design)")
+    _png(fig, folder / "exposure_by_borough.png")
+    plt.close(fig)
+    return ["exposure_by_borough.png"]
+
+
 def draw_figures(folder: Path, results: Results) -> list[str]:
     """Draw the figures the results support; return their file names."""
     import matplotlib
@@ -351,6 +422,7 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     _png(fig, figures / "exposure_per_head.png")
     plt.close(fig)
     drawn.append("exposure_per_head.png")
+    drawn += _figure_boroughs(plt, figures, results)
 
     if "matcher.threshold" in params and summary["matcher.threshold"].nunique() > 2:
         drawn += _figure_threshold(plt, figures, results)
