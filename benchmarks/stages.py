@@ -2,8 +2,9 @@
 
 ``sim.run.simulate_replicate`` runs crowd -> search -> review -> counts for a list of thresholds.
 The benchmarks need its first half alone (everything before review) and the per-threshold alert
-counting that a sweep repeats, so this module replays that first half with the same functions,
-streams and seeds: the candidates it returns are the ones ``simulate_replicate`` reviews.
+counting that a sweep repeats, so this module calls that first half (``sim.run.prepare_search`` and
+``search_deployments``) on its own: the candidates it returns are the ones ``simulate_replicate``
+reviews.
 """
 
 from __future__ import annotations
@@ -15,17 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config import Experiment
-from sim.crowd import (
-    default_groups,
-    frames_distribution,
-    realise_programme,
-    watchlist_group_shares,
-    watchlisted_probability,
-)
-from sim.run import STAGE_PROGRAMME, STAGE_WATCHLIST, Candidates, _search_deployment, stream
-from sim.scores import ScoreModel, score_model, to_latent
-from sim.search import SearchTable, build_search_table
-from sim.watchlist import Watchlist, draw_watchlist
+from sim.run import Candidates, prepare_search, search_deployments
+from sim.scores import ScoreModel, to_latent
+from sim.search import SearchTable
+from sim.watchlist import Watchlist
 
 # CPU seconds of this process: what one core spends, whatever else the machine is running
 clock = time.process_time
@@ -55,30 +49,16 @@ class Searched:
 
 
 def search_stage(experiment: Experiment, replicate: int = 0, seed: int | None = None) -> Searched:
-    """Draw every deployment's crowd and best scores, as ``simulate_replicate`` does before review."""
+    """Time ``simulate_replicate``'s search stage (``sim.run.prepare_search`` and
+    ``search_deployments``): the same functions, streams and seeds, stopped before review."""
     seed = experiment.experiment.seed if seed is None else seed
     start = clock()
-    groups = default_groups()
-    model = score_model(experiment.matcher.scores, groups)
-    sites = realise_programme(experiment.programme, stream(seed, replicate, 0, STAGE_PROGRAMME))
-    wl_shares = watchlist_group_shares(experiment.watchlist.female_share,
-                                       experiment.watchlist.ethnicity_shares, groups)
-    watchlist = draw_watchlist(experiment.watchlist.size, wl_shares, model.entry_effects,
-                               stream(seed, replicate, 0, STAGE_WATCHLIST))
-    table = build_search_table(model, watchlist, float(to_latent(experiment.matcher.score_floor)))
-    frames = frames_distribution(experiment.crowd)
-    pi = watchlisted_probability(experiment.crowd, groups, experiment.watchlist.size, wl_shares)
-    setup = clock()
-    faces = 0
-    candidates = []
-    for site in sites:
-        shares = site.group_shares(groups, experiment.crowd.female_share)
-        crowd, _, _, cands = _search_deployment(site, table, model, experiment, shares, pi, frames,
-                                                seed, replicate)
-        faces += int(crowd.faces(experiment.crowd.count_faces_as).sum())
-        candidates.append(cands)
+    setup = prepare_search(experiment, replicate, seed)
+    ready = clock()
+    search = search_deployments(experiment, setup, replicate, seed)
     end = clock()
-    return Searched(faces, candidates, model, watchlist, table, pi, sites, setup - start, end - setup)
+    return Searched(int(search.faces.sum()), [c for _, c in search.candidates], setup.model, setup.watchlist,
+                    setup.table, setup.watchlisted_probability, setup.sites, ready - start, end - ready)
 
 
 def count_alerts(searched: Searched, thresholds: Sequence[float]) -> np.ndarray:

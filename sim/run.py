@@ -44,7 +44,7 @@ from .review import (
 )
 from .scores import ScoreModel, effective_looks, score_model, to_latent, to_vendor
 from .search import SearchTable, build_search_table
-from .watchlist import draw_watchlist
+from .watchlist import Watchlist, draw_watchlist
 
 STAGE_PROGRAMME, STAGE_WATCHLIST, STAGE_CROWD, STAGE_REVIEW = range(4)
 
@@ -116,36 +116,59 @@ def _search_deployment(site: Site, table: SearchTable, model: ScoreModel, experi
     return crowd, looks, m_looks, cands
 
 
-def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Sequence[float],
-                       seed: int | None = None) -> dict[float, dict[str, np.ndarray | float]]:
-    """Simulate one replicate; for each threshold, metrics by group (arrays) and programme-wide."""
-    seed = experiment.experiment.seed if seed is None else seed
-    if min(thresholds) < experiment.matcher.score_floor:
-        raise ValueError(f"thresholds below matcher.score_floor ({experiment.matcher.score_floor}) "
-                         "would miss passers the search never scored")
+@dataclass(frozen=True)
+class SearchSetup:
+    """What a replicate fixes before any passer: its sites, score model, watchlist and hazard table."""
+
+    sites: list[Site]
+    model: ScoreModel
+    watchlist: Watchlist
+    table: SearchTable
+    frames: tuple[np.ndarray, np.ndarray]
+    watchlisted_probability: np.ndarray     # P(a passer of each group is on the watchlist)
+
+
+@dataclass
+class Search:
+    """One replicate's search stage: the crowd, as counts, and the passers who may alert."""
+
+    setup: SearchSetup
+    passers: np.ndarray
+    faces: np.ndarray
+    watchlisted: np.ndarray
+    nonmated_cells: dict[float, np.ndarray]     # looks -> non-watchlisted passers per group
+    mated_cells: dict[float, np.ndarray]        # looks -> watchlisted passers per group
+    candidates: list[tuple[Site, Candidates]]
+
+
+def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchSetup:
+    """Draw the replicate's programme and watchlist and tabulate the search's hazard."""
     groups = default_groups()
-    n_groups = len(groups)
     model = score_model(experiment.matcher.scores, groups)
     sites = realise_programme(experiment.programme, stream(seed, replicate, 0, STAGE_PROGRAMME))
     wl_shares = watchlist_group_shares(experiment.watchlist.female_share,
                                        experiment.watchlist.ethnicity_shares, groups)
     watchlist = draw_watchlist(experiment.watchlist.size, wl_shares, model.entry_effects,
                                stream(seed, replicate, 0, STAGE_WATCHLIST))
-    floor = float(to_latent(experiment.matcher.score_floor))
-    table = build_search_table(model, watchlist, floor)
-    frames = frames_distribution(experiment.crowd)
+    table = build_search_table(model, watchlist, float(to_latent(experiment.matcher.score_floor)))
     pi = watchlisted_probability(experiment.crowd, groups, experiment.watchlist.size, wl_shares)
+    return SearchSetup(sites, model, watchlist, table, frames_distribution(experiment.crowd), pi)
 
+
+def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: int, seed: int) -> Search:
+    """Every deployment's crowd and the best scores of the passers who clear the floor."""
+    n_groups = len(setup.model.groups)
     passers = np.zeros(n_groups, np.int64)
     faces = np.zeros(n_groups, np.int64)
     watchlisted = np.zeros(n_groups, np.int64)
     nonmated_cells: dict[float, np.ndarray] = {}
     mated_cells: dict[float, np.ndarray] = {}
     searched = []
-    for site in sites:
-        shares = site.group_shares(groups, experiment.crowd.female_share)
-        crowd, looks, m_looks, cands = _search_deployment(site, table, model, experiment, shares, pi,
-                                                          frames, seed, replicate)
+    for site in setup.sites:
+        shares = site.group_shares(setup.model.groups, experiment.crowd.female_share)
+        crowd, looks, m_looks, cands = _search_deployment(site, setup.table, setup.model, experiment, shares,
+                                                          setup.watchlisted_probability, setup.frames,
+                                                          seed, replicate)
         passers += crowd.passers
         faces += crowd.faces(experiment.crowd.count_faces_as)
         watchlisted += crowd.watchlisted()
@@ -155,7 +178,21 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
         for g, k in zip(crowd.mated_group, m_looks, strict=True):
             mated_cells.setdefault(float(k), np.zeros(n_groups, np.int64))[g] += 1
         searched.append((site, cands))
+    return Search(setup, passers, faces, watchlisted, nonmated_cells, mated_cells, searched)
 
+
+def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Sequence[float],
+                       seed: int | None = None) -> dict[float, dict[str, np.ndarray | float]]:
+    """Simulate one replicate; for each threshold, metrics by group (arrays) and programme-wide."""
+    seed = experiment.experiment.seed if seed is None else seed
+    if min(thresholds) < experiment.matcher.score_floor:
+        raise ValueError(f"thresholds below matcher.score_floor ({experiment.matcher.score_floor}) "
+                         "would miss passers the search never scored")
+    search = search_deployments(experiment, prepare_search(experiment, replicate, seed), replicate, seed)
+    n_groups = len(search.setup.model.groups)
+    sites, table, searched = search.setup.sites, search.setup.table, search.candidates
+    passers, faces, watchlisted = search.passers, search.faces, search.watchlisted
+    nonmated_cells, mated_cells = search.nonmated_cells, search.mated_cells
     nonmated = sum(nonmated_cells.values(), np.zeros(n_groups, np.int64))
     implied = _implied_threshold(experiment, table, nonmated_cells, faces.sum())
     # Without automation bias an alert's fate depends only on which candidates alert, so a sweep
