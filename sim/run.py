@@ -93,13 +93,9 @@ def _search_deployment(site: Site, table: SearchTable, model: ScoreModel, experi
     looks = effective_looks(crowd.frames, experiment.crowd.frame_correlation)
     q = np.stack([table.floor_exceedance(k) for k in looks], axis=1)       # (G, M)
     exceeders = crowd_rng.binomial(crowd.nonmated, q)
-    groups, best = [], []
-    for g, m in zip(*np.nonzero(exceeders), strict=True):
-        _, scores = table.draw_exceeders(int(g), float(looks[m]), int(exceeders[g, m]), crowd_rng)
-        groups.append(np.full(len(scores), g))
-        best.append(scores)
-    nm_group = np.concatenate(groups) if groups else np.empty(0, dtype=np.int64)
-    nm_best = np.concatenate(best) if best else np.empty(0)
+    cells = [(int(g), float(looks[m]), int(exceeders[g, m]))
+             for g, m in zip(*np.nonzero(exceeders), strict=True)]
+    nm_group, _, nm_best = table.draw_exceeder_cells(cells, crowd_rng)
     m_looks = effective_looks(crowd.mated_frames, experiment.crowd.frame_correlation)
     genuine = model.genuine_rvs(crowd.mated_group, m_looks, crowd_rng)
     impostor = table.draw_best_impostor(crowd.mated_group, m_looks, crowd_rng)

@@ -241,18 +241,35 @@ class SearchTable:
     def draw_exceeders(self, g: int, looks: float, count: int, rng: np.random.Generator
                        ) -> tuple[np.ndarray, np.ndarray]:
         """Probe effects and best impostor scores of ``count`` passers known to clear the floor."""
-        if count == 0:
-            return np.empty(0), np.empty(0)
-        a, cdf = self._exceeder_posterior(g, looks)
-        # inverse-cdf draw, exactly as Generator.choice(p=...) makes it, without re-checking p
-        pick = cdf.searchsorted(rng.random(count), side="right")
-        p = self.offsets[pick] * self.step
-        a_i = a[pick]
-        v = rng.random(count)
-        # best score given best >= floor: solve k*H(x) = -log(1 - (1 - v) * a), in log space
-        log_target = np.log(-np.log1p(-(1.0 - v) * a_i) / looks)
-        x = self.invert_hazard(np.full(count, g), log_target)
-        return p, np.maximum(x + p, self.floor)
+        _, p, best = self.draw_exceeder_cells([(g, looks, count)], rng)
+        return p, best
+
+    def draw_exceeder_cells(self, cells: list[tuple[int, float, int]], rng: np.random.Generator
+                            ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Groups, probe effects and best scores of passers known to clear the floor, for several
+        (group, looks, count) cells at once.
+
+        Each cell draws its random numbers in turn, as one ``draw_exceeders`` call would; the
+        hazard is then inverted once for all of them.
+        """
+        groups, offsets, targets = [], [], []
+        for g, looks, count in cells:
+            if count == 0:
+                continue
+            a, cdf = self._exceeder_posterior(g, looks)
+            # inverse-cdf draw, exactly as Generator.choice(p=...) makes it, without re-checking p
+            pick = cdf.searchsorted(rng.random(count), side="right")
+            v = rng.random(count)
+            groups.append(np.full(count, g, dtype=np.int64))
+            offsets.append(self.offsets[pick])
+            # best score given best >= floor: solve k*H(x) = -log(1 - (1 - v) * a), in log space
+            targets.append(np.log(-np.log1p(-(1.0 - v) * a[pick]) / looks))
+        if not groups:
+            return np.empty(0, dtype=np.int64), np.empty(0), np.empty(0)
+        group = np.concatenate(groups)
+        p = np.concatenate(offsets) * self.step
+        x = self.invert_hazard(group, np.concatenate(targets))
+        return group, p, np.maximum(x + p, self.floor)
 
     def draw_best_impostor(self, g: np.ndarray, looks: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """Unconditional best impostor scores (latent) of probes of groups ``g``; -inf below the grid."""
