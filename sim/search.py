@@ -105,28 +105,35 @@ class SearchTable:
             out = np.where(np.isposinf(pos), -np.inf, out)
         return out
 
+    def _inversion_keys(self) -> tuple[np.ndarray, float]:
+        """All groups' -log H rows end to end, each shifted past the last: one sorted key array."""
+        if ("keys",) not in self._draw_cache:
+            neg = -self.log_hazard                       # increasing along each row
+            span = float(neg.max() - neg.min()) + 1.0
+            shift = span * np.arange(neg.shape[0])[:, None]
+            self._draw_cache[("keys",)] = ((neg + shift).ravel(), span)
+        return self._draw_cache[("keys",)]
+
     def invert_hazard(self, g: np.ndarray, log_h: np.ndarray) -> np.ndarray:
-        """The latent x with log H_g(x) = log_h (H is decreasing); -inf below the grid."""
+        """The latent x with log H_g(x) = log_h (H is decreasing); -inf below the grid.
+
+        Linear in log H between grid points, log-linear beyond the top. Every group is found by
+        one binary search in the rows laid end to end, then interpolated in its own row.
+        """
         g = np.asarray(g, dtype=np.int64)
         log_h = np.asarray(log_h, dtype=float)
-        out = np.empty(log_h.shape)
-        if ("grid",) not in self._draw_cache:
-            self._draw_cache[("grid",)] = self.grid
-        grid = self._draw_cache[("grid",)]
-        groups = (int(g[0]),) if g.size and (g == g[0]).all() else np.unique(g)
-        for group in groups:
-            sel = slice(None) if len(groups) == 1 else g == group
-            lh = self.log_hazard[group]
-            # increasing arrays for np.interp: walk the grid from the top down
-            xp, fp = lh[::-1], grid[::-1]
-            target = log_h[sel]
-            x = np.interp(target, xp, fp)
-            slope = (lh[-1] - lh[-2]) / self.step
-            above = target < lh[-1]
-            x[above] = grid[-1] + (target[above] - lh[-1]) / slope
-            x[target > lh[0]] = -np.inf
-            out[sel] = x
-        return out
+        lh = self.log_hazard
+        n = lh.shape[1]
+        keys, span = self._inversion_keys()
+        j = keys.searchsorted(-log_h + span * g, side="right") - g * n - 1
+        j = np.clip(j, 0, n - 2)
+        a, b = lh[g, j], lh[g, j + 1]
+        with np.errstate(divide="ignore", invalid="ignore"):
+            x = self.x0 + self.step * (j + (log_h - a) / (b - a))
+        top = log_h < lh[g, -1]
+        slope = (lh[g, -1] - lh[g, -2]) / self.step
+        x = np.where(top, self.x0 + self.step * (n - 1) + (log_h - lh[g, -1]) / slope, x)
+        return np.where(log_h > lh[g, 0], -np.inf, x)
 
     # -- exact probabilities ---------------------------------------------------------------
 
