@@ -60,28 +60,27 @@ def test_every_alert_ends_in_exactly_one_outcome():
         np.testing.assert_array_equal(counts["alerts"], counts["true_alerts"] + counts["false_alerts"])
 
 
-@pytest.mark.slow
-def test_monte_carlo_false_alerts_agree_with_exact_expectation():
-    # At 0.56 the headline crowd gives a few hundred false alerts per replicate: enough for a
-    # sharp test. Two-sided Poisson test at level 0.001 (false-failure rate 1 in 1,000), fixed seeds.
+def poisson_agreement(kind: str, threshold: float, replicates: int, at_least: float) -> None:
+    """Monte Carlo ``kind`` alerts against their exact expectation, pooled over replicates.
+
+    Two-sided Poisson test at level 0.001 (a false-failure rate of 1 in 1,000), fixed seeds.
+    """
     e = small_experiment()
     observed = expected = 0.0
-    for rep in range(4):
-        r = simulate_replicate(e, rep, [0.56])[0.56]["counts"]
-        observed += r["false_alerts"].sum()
-        expected += r["expected_false_alerts"].sum()
-    assert expected > 200
+    for rep in range(replicates):
+        r = simulate_replicate(e, rep, [threshold])[threshold]["counts"]
+        observed += r[f"{kind}_alerts"].sum()
+        expected += r[f"expected_{kind}_alerts"].sum()
+    assert expected > at_least
     p = 2 * min(stats.poisson.cdf(observed, expected), stats.poisson.sf(observed - 1, expected))
     assert p > 1e-3, (observed, expected)
+
+
+@pytest.mark.slow
+def test_monte_carlo_false_alerts_agree_with_exact_expectation():
+    # at 0.56 this crowd gives a few hundred false alerts per replicate: enough for a sharp test
+    poisson_agreement("false", 0.56, replicates=4, at_least=200)
 
 
 def test_true_alerts_agree_with_exact_expectation():
-    e = small_experiment()
-    observed = expected = 0.0
-    for rep in range(3):
-        r = simulate_replicate(e, rep, [0.60])[0.60]["counts"]
-        observed += r["true_alerts"].sum()
-        expected += r["expected_true_alerts"].sum()
-    assert expected > 50
-    p = 2 * min(stats.poisson.cdf(observed, expected), stats.poisson.sf(observed - 1, expected))
-    assert p > 1e-3, (observed, expected)
+    poisson_agreement("true", 0.60, replicates=3, at_least=50)
