@@ -476,7 +476,7 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     if exp.comparison is not None:
         lines += ["## Against the reported figure", ""]
         lines += ["| cell | setting | simulated per reported faces (95% CI) | exact expectation | "
-                  "p (two-sided Poisson) | implied threshold |", "|---|---|---|---|---|---|"]
+                  "p (Poisson, parameters fixed) | implied threshold |", "|---|---|---|---|---|---|"]
         for cell, params in enumerate(results.cells):
             c = compare(results.metrics, cell, exp.comparison)
             setting = ", ".join(f"{k}={v}" for k, v in params.items()) or "base"

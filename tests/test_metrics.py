@@ -1,0 +1,30 @@
+"""Intervals and the comparison with a reported figure."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from scipy import stats
+
+from sim.metrics import clopper_pearson, poisson_interval
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.integers(1, 10**7).flatmap(lambda n: st.tuples(st.integers(0, n), st.just(n))))
+def test_clopper_pearson_is_binomtests_exact_interval(kn):
+    k, n = kn
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=0.95, method="exact")
+    low, high = clopper_pearson(k, n)
+    assert low == pytest.approx(ci.low, rel=1e-6, abs=1e-12)
+    assert high == pytest.approx(ci.high, rel=1e-6, abs=1e-12)
+
+
+@pytest.mark.parametrize("count", [0, 1, 12, 1000])
+def test_poisson_interval_covers_its_count_and_matches_the_chi2_form(count):
+    low, high = poisson_interval(count)
+    assert low <= count <= high
+    # the exact (Garwood) interval: P(X >= count | low) = 0.025 and P(X <= count | high) = 0.025
+    if count > 0:
+        assert stats.poisson.sf(count - 1, low) == pytest.approx(0.025, rel=1e-6)
+    assert stats.poisson.cdf(count, high) == pytest.approx(0.025, rel=1e-6)
