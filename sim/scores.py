@@ -227,10 +227,6 @@ class ScoreModel:
     genuine_location: np.ndarray
     genuine_sd: np.ndarray
 
-    @property
-    def group_names(self) -> tuple[str, ...]:
-        return tuple(g.name for g in self.groups)
-
     def genuine_logsf(self, g: int, t: np.ndarray, looks: np.ndarray | float = 1.0) -> np.ndarray:
         """log P(best of ``looks`` genuine scores >= t) for a passer of group ``g``."""
         z = (np.asarray(t, dtype=float) - self.genuine_location[g]) / self.genuine_sd[g]

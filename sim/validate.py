@@ -33,16 +33,12 @@ from .calibrate import (
     PERIODS,
     MetRecord,
     evidence,
-    fpir_by_size,
     met_records,
     profile_prevalence,
-    reference_table,
     with_free,
 )
 from .calibrate import predict as predict_evidence
 from .config import Review, ScoreParameters
-from .crowd import default_groups
-from .scores import score_model
 
 METRICS = ("alerts", "true_alerts", "false_alerts", "arrests")
 
@@ -241,16 +237,6 @@ def markdown_report(result: dict[str, Any]) -> str:
                      f"| {a['observed']}/{a['expected']:.1f} ({a['p_value']:.2f}) "
                      f"| {f['observed']}/{f['expected']:.2f} ({f['p_value']:.2f}) |")
     return "\n".join(lines) + "\n"
-
-
-def headline_fpir_by_group(parameter_file: Path | None = None) -> dict[str, float]:
-    """FPIR per probe group at 0.64 with 16,000 entries under the shipped fit (for the docs)."""
-    doc = _read(parameter_file)
-    params = ScoreParameters(**doc["parameters"])
-    ev = evidence(())
-    table = reference_table(score_model(params, default_groups()), ev.watchlist_shares)
-    fp = fpir_by_size(table, 0.64, np.array([16000.0]))[0]
-    return {g.name: float(v) for g, v in zip(default_groups(), fp, strict=True)}
 
 
 def predicted_vs_observed_figure(result: dict[str, Any], out: Path) -> None:
