@@ -222,6 +222,12 @@ def start_run(experiment: Path, out: Path) -> subprocess.Popen:
                             text=True)
 
 
+def interrupt(process: subprocess.Popen, sig: int, timeout: float) -> str:
+    """Send ``sig`` to a running ``lfrsim run`` and wait for it to end; its stderr."""
+    process.send_signal(sig)
+    return process.communicate(timeout=timeout)[1]
+
+
 def wait_for_parts(process: subprocess.Popen, out: Path, at_least: int) -> int:
     deadline = time.monotonic() + 240
     while time.monotonic() < deadline:
@@ -261,8 +267,7 @@ def test_kill_9_then_resume_runs_the_rest_and_ends_with_the_same_bytes(multi, tm
     process = start_run(experiment, out)
     wait_for_parts(process, out, at_least=2)
     workers = children_of(process.pid) if Path("/proc").is_dir() else []
-    process.send_signal(signal.SIGKILL)
-    process.communicate(timeout=60)
+    interrupt(process, signal.SIGKILL, timeout=60)
     assert process.returncode == -signal.SIGKILL
     kept = sorted(p.stem for p in (out / "parts").glob("*.parquet"))
     assert 2 <= len(kept) < 16
@@ -289,8 +294,7 @@ def test_ctrl_c_stops_cleanly_keeps_units_and_says_how_to_resume(multi, tmp_path
     out = tmp_path / "run"
     process = start_run(experiment, out)
     wait_for_parts(process, out, at_least=2)
-    process.send_signal(signal.SIGINT)
-    _, err = process.communicate(timeout=120)
+    err = interrupt(process, signal.SIGINT, timeout=120)
     assert process.returncode == 130, err
     assert "Traceback" not in err
     assert f"continue with: lfrsim run {experiment} --out {out} --resume" in err
