@@ -23,7 +23,8 @@ import numpy as np
 import simpy
 
 from sim.config import Experiment
-from sim.crowd import Site, default_groups
+from sim.crowd import Site
+from sim.groups import default_groups
 from sim.scores import ScoreModel, effective_looks, to_latent
 from sim.search import SearchTable
 from sim.watchlist import Watchlist

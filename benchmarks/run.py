@@ -36,7 +36,7 @@ from baselines import brute_force_best, simulate_per_passer  # noqa: E402
 from stages import count_alerts, search_stage  # noqa: E402
 
 from sim.config import Experiment, load_experiment  # noqa: E402
-from sim.run import simulate_replicate  # noqa: E402
+from sim.replicate import simulate_replicate  # noqa: E402
 
 HEADLINE = ROOT / "experiments" / "met_2025_headline.toml"
 THRESHOLD = 0.64

@@ -1,8 +1,8 @@
 """The search stage of one replicate, on its own, so it can be timed apart from review.
 
-``sim.run.simulate_replicate`` runs crowd -> search -> review -> counts for a list of thresholds.
+``sim.replicate.simulate_replicate`` runs crowd -> search -> review -> counts for a list of thresholds.
 The benchmarks need its first half alone (everything before review) and the per-threshold alert
-counting that a sweep repeats, so this module calls that first half (``sim.run.prepare_search`` and
+counting that a sweep repeats, so this module calls that first half (``sim.search.prepare_search`` and
 ``search_deployments``) on its own: the candidates it returns are the ones ``simulate_replicate``
 reviews.
 """
@@ -16,9 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config import Experiment
-from sim.run import Candidates, prepare_search, search_deployments
 from sim.scores import ScoreModel, to_latent
-from sim.search import SearchTable
+from sim.search import Candidates, SearchTable, prepare_search, search_deployments
 from sim.watchlist import Watchlist
 
 # CPU seconds of this process: what one core spends, whatever else the machine is running
@@ -49,7 +48,7 @@ class Searched:
 
 
 def search_stage(experiment: Experiment, replicate: int = 0, seed: int | None = None) -> Searched:
-    """Time ``simulate_replicate``'s search stage (``sim.run.prepare_search`` and
+    """Time ``simulate_replicate``'s search stage (``sim.search.prepare_search`` and
     ``search_deployments``): the same functions, streams and seeds, stopped before review."""
     seed = experiment.experiment.seed if seed is None else seed
     start = clock()

@@ -37,9 +37,7 @@ what the fitted model predicts for it, with an interval, next to the figure.
 from __future__ import annotations
 
 import datetime as dt
-import sys
 from dataclasses import dataclass
-from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -49,8 +47,10 @@ from scipy import optimize, stats
 
 from . import data as shipped
 from .config import ScoreParameters
-from .crowd import default_groups, watchlist_group_shares
-from .scores import ETHNICITIES, EntryEffects, ScoreModel, score_model, to_latent
+from .crowd import watchlist_group_shares
+from .groups import ETHNICITIES, default_groups, group_shares
+from .records import PERIODS, MetRecord, fitted_records, met_records
+from .scores import EntryEffects, ScoreModel, score_model, to_latent
 from .search import SearchTable, build_search_table
 from .watchlist import BIN_WIDTH, Watchlist
 
@@ -65,85 +65,7 @@ SAME_ETHNICITY_PRIOR = (0.16, 0.08)
 NIST_MAX_DIFFERENTIAL = 100.0
 ANCHOR_Z = 6.5                   # impostor sds from the impostor mean to NPL's threshold
 SOFT_BOUND_SD = 0.1              # width (in log units) of the penalty outside a bound
-PERIODS = ("2023 at 0.60", "Jan-Jun 2024 at 0.60", "Jul 2024 at 0.62", "Jul-Dec 2024 at 0.64")
 MINORITY = tuple(e != "white" for e in ETHNICITIES)
-
-
-# -- the Met's records ----------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class MetRecord:
-    """One row of the Met's deployment records, as numbers (NaN where not published)."""
-
-    date: str
-    site: str
-    borough: str
-    ward_code: str
-    period: str                  # one of PERIODS, or "" before thresholds were published
-    threshold: float
-    watchlist_size: float
-    faces: float
-    hours: float
-    ethnicity_shares: tuple[float, ...]   # over ETHNICITIES, from the ward's census shares
-    alerts: int                  # true + false alerts as classified by the Met (0 if empty)
-    true_alerts: int
-    false_alerts: int
-    arrests: int
-    published_alerts: bool       # False where the row gives no alert figures at all
-
-
-def _num(value: str) -> float:
-    return float(value) if value not in ("", None) else float("nan")
-
-
-def _count(value: str) -> int:
-    return int(float(value)) if value not in ("", None) else 0
-
-
-def _hours(value: str) -> float:
-    if not value:
-        return float("nan")
-    h, m, s = (int(p) for p in value.split(":"))
-    return h + m / 60 + s / 3600
-
-
-def _period(date: str, threshold: float) -> str:
-    if not np.isfinite(threshold):
-        return ""
-    if date < "2024-01-01":
-        return PERIODS[0]
-    return {0.60: PERIODS[1], 0.62: PERIODS[2], 0.64: PERIODS[3]}[round(threshold, 2)]
-
-
-@cache
-def met_records() -> tuple[MetRecord, ...]:
-    """Every row of the shipped Met records (2020-2024), parsed."""
-    out = []
-    for r in shipped.met_records():
-        threshold = _num(r["threshold"])
-        minority = [_num(r[f"ward_{e}_share"]) for e in ("asian", "black", "mixed", "other")]
-        if all(np.isfinite(minority)):
-            a, b, m, o = minority
-            shares = (a, b, m, 1.0 - a - b - m - o, o)
-        else:
-            london = shipped.london_shares()
-            shares = tuple(london[e] for e in ETHNICITIES)
-        true = _count(r["true_alerts_confirmed"]) + _count(r["true_alerts_unconfirmed"])
-        false = _count(r["false_alerts_confirmed"]) + _count(r["false_alerts_unconfirmed"])
-        published = any(r[k] for k in ("alerts_total", "true_alerts_confirmed", "false_alerts_confirmed"))
-        out.append(MetRecord(
-            date=r["date"], site=r["deployment"], borough=r["borough"], ward_code=r["ward_code"],
-            period=_period(r["date"], threshold), threshold=threshold,
-            watchlist_size=_num(r["watchlist_size"]), faces=_num(r["faces_seen"]),
-            hours=_hours(r["duration"]),
-            ethnicity_shares=shares, alerts=true + false, true_alerts=true, false_alerts=false,
-            arrests=_count(r["arrests"]), published_alerts=published))
-    return tuple(out)
-
-
-def fitted_records() -> tuple[MetRecord, ...]:
-    """The records the fit uses: a published threshold and at least one alert."""
-    return tuple(r for r in met_records() if r.period and r.alerts > 0)
 
 
 # -- evidence as arrays ---------------------------------------------------------------------------
@@ -164,21 +86,13 @@ class Evidence:
     met_period: np.ndarray              # (D,) index into PERIODS
 
 
-def _group_shares(ethnicity_shares: np.ndarray, female_share: float) -> np.ndarray:
-    groups = default_groups()
-    eth = dict(zip(ETHNICITIES, ethnicity_shares, strict=True))
-    shares = np.array([(female_share if g.sex == "female" else 1 - female_share) * eth[g.ethnicity]
-                       for g in groups])
-    return shares / shares.sum()
-
-
 def evidence(records: tuple[MetRecord, ...] | None = None) -> Evidence:
     """The shipped evidence (or NPL plus the given ``records``) as arrays."""
     groups = default_groups()
     records = fitted_records() if records is None else records
     london = np.array([shipped.london_shares()[e] for e in ETHNICITIES])
     wl = watchlist_group_shares(WATCHLIST_FEMALE_SHARE, "london", groups)
-    population = _group_shares(london, 0.5)
+    population = group_shares(0.5, london)
     npl = shipped.published_figures()["npl_2023"]
     return Evidence(
         npl_crowd_shares=population, watchlist_shares=wl, prevalence_weight=wl / population,
@@ -189,7 +103,7 @@ def evidence(records: tuple[MetRecord, ...] | None = None) -> Evidence:
              "fp_0.62": float(npl["false_positives_at_0_62"]),
              "fp_0.64": float(npl["false_positives_at_0_64"]),
              "fp_0.60_minority": float(npl["false_positives_at_0_60"])},   # "all were from ethnic minorities"
-        met_shares=np.array([_group_shares(np.array(r.ethnicity_shares), 0.5)
+        met_shares=np.array([group_shares(0.5, np.array(r.ethnicity_shares))
                              for r in records]).reshape(-1, len(groups)),
         met_size=np.array([r.watchlist_size for r in records], dtype=float),
         met_threshold=np.array([r.threshold for r in records], dtype=float),
@@ -536,7 +450,7 @@ def target_table(pred: Predictions, ev: Evidence, prevalence: float) -> list[dic
 def headline_crowd_shares() -> np.ndarray:
     """The crowd of the Met's 0.64 deployments (2024): their wards' census mix, averaged."""
     recs = [r for r in met_records() if r.period == PERIODS[3]]
-    return _group_shares(np.mean([r.ethnicity_shares for r in recs], axis=0), 0.5)
+    return group_shares(0.5, np.mean([r.ethnicity_shares for r in recs], axis=0))
 
 
 def derived_figures(base: ScoreParameters, x: np.ndarray, cov: np.ndarray, ev: Evidence,
@@ -613,82 +527,3 @@ def write_parameters(params: ScoreParameters, diagnostics: dict[str, Any], out: 
     tmp = out.with_name(out.name + ".tmp")
     tmp.write_text(tomli_w.dumps(doc))
     tmp.replace(out)
-
-
-def main_calibrate(out: Path) -> dict[str, Any]:
-    params, diagnostics = fit()
-    write_parameters(params, diagnostics, out, "lfrsim calibrate --out " + str(out))
-    return diagnostics
-
-
-if __name__ == "__main__":  # pragma: no cover
-    print(main_calibrate(Path(sys.argv[1])))
-
-
-@cache
-def _hermite_nodes(nodes: int) -> tuple[np.ndarray, np.ndarray]:
-    x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    return x, w / w.sum()
-
-
-def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float, threshold: float,
-                    nodes: int = 8) -> np.ndarray:
-    """FPIR per probe group for an average watchlist, by Gauss-Hermite quadrature.
-
-    The same closed form as ``SearchTable.impostor_sf`` (one look), with probe and entry effects
-    integrated by quadrature instead of on the table's grid: a few milliseconds, so a posterior can
-    be integrated over in seconds. Agrees with the table to about 3e-4 relative (the table's own
-    discretisation; 6 nodes already agree with 24 to 1e-9: effects are small beside the noise).
-    """
-    x, w = _hermite_nodes(nodes)
-    p = x * model.probe_effect_sd
-    fx = model.entry_effects
-    e = np.concatenate([x * fx.sd, x * fx.sd + fx.lamb_shift])
-    we = np.concatenate([w * (1.0 - fx.lamb_share), w * fx.lamb_share])
-    t = float(to_latent(threshold))
-    d = t - p[None, :, None, None] - model.impostor_location[:, None, :, None] - e[None, None, None, :]
-    per_entry = -model.noise.logcdf(d) @ we                              # (G, P, H)
-    hazard = size * per_entry @ np.asarray(watchlist_shares, dtype=float)  # (G, P)
-    return -np.expm1(-hazard) @ w
-
-
-def posterior_comparison(experiment, nonmated_by_group: np.ndarray, faces: float, draws: int = 1000,
-                         seed: int = 0) -> dict[str, Any] | None:
-    """The reported figure against the model with the calibration's uncertainty integrated out.
-
-    A simulated rate carries only Monte Carlo error; the score parameters behind it are uncertain
-    too. For each of ``draws`` draws from the shipped fit's Laplace posterior this computes the
-    exact expected false alerts of the simulated crowd (non-watchlisted passers per group, per
-    programme) scaled to the reported number of faces, then averages the Poisson probability of
-    the reported count. None when the experiment does not use the shipped calibration unchanged
-    (there is then no posterior to integrate over) or names no reported figure.
-    """
-    cmp_ = experiment.comparison
-    fit_table = shipped.score_fit(experiment.matcher.parameters)
-    if cmp_ is None or fit_table is None or faces <= 0:
-        return None
-    shipped_params = ScoreParameters(**shipped.score_parameters("calibrated"))
-    if experiment.matcher.scores != shipped_params:
-        return None
-    posterior = fit_table["posterior"]
-    mean = np.asarray(posterior["mean"], dtype=float)
-    cov = np.asarray(posterior["covariance"], dtype=float)
-    lo = np.array([b[0] for b in BOUNDS])
-    hi = np.array([b[1] for b in BOUNDS])
-    rng = np.random.default_rng(seed)
-    samples = np.clip(rng.multivariate_normal(mean, cov, size=draws), lo, hi)
-    groups = default_groups()
-    wl = experiment.watchlist
-    shares = watchlist_group_shares(wl.female_share, wl.ethnicity_shares, groups)
-    scale = cmp_.faces / faces
-    expected = []
-    for x in [mean, *samples]:
-        model = score_model(with_free(shipped_params, x), groups)
-        fp = fpir_quadrature(model, shares, wl.size, cmp_.threshold)
-        expected.append(float(np.dot(nonmated_by_group, fp)) * scale)
-    draws_e = np.asarray(expected[1:])
-    k = cmp_.false_alerts
-    return {"threshold": cmp_.threshold, "draws": draws, "expected": expected[0],
-            "interval_95": [float(np.quantile(draws_e, 0.025)), float(np.quantile(draws_e, 0.975))],
-            "p_at_most_reported": float(np.mean(stats.poisson.cdf(k, draws_e))),
-            "p_at_least_reported": float(np.mean(stats.poisson.sf(k - 1, draws_e)))}

@@ -1,7 +1,9 @@
-"""The ``lfrsim`` command: run, validate, report, reproduce and calibrate experiments.
+"""The ``lfrsim`` command: run, validate, report, reproduce, calibrate and replay.
 
 Bad input (a broken file, a bad field, a results folder that is not one) ends with one line per
-problem and exit status 2, never a traceback; nothing half-written is left behind.
+problem and exit status 2, never a traceback; nothing half-written is left behind. The library
+names the setting a problem is about (``out``, ``resume``, ``scheduler``, ``workers``); this module
+alone knows them as command-line flags.
 """
 
 from __future__ import annotations
@@ -12,6 +14,29 @@ import signal
 import sys
 import time
 from pathlib import Path
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.table import Table
+
+from . import replay
+from .calibrate import fit, write_parameters
+from .config import ConfigError, load_experiment
+from .metrics import compare
+from .pipeline import redraw_report, run_experiment
+from .results import ResultsError, differences, parquet_bytes, read_results
+from .sweep import ExecutorError
+
+# the library's name for a setting -> the flag that sets it
+FLAGS = {"out": "--out", "resume": "--resume", "scheduler": "--scheduler", "workers": "--workers"}
+MAX_DEFAULT_WORKERS = 4
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -32,7 +57,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--out", type=Path, help="results folder (default results/NAME)")
     run.add_argument("--replications", type=int)
     run.add_argument("--seed", type=int)
-    run.add_argument("--workers", type=int, default=None, help="local processes (default: CPUs)")
+    run.add_argument("--workers", type=int, default=None,
+                     help=f"local processes (default: the CPUs, at most {MAX_DEFAULT_WORKERS})")
     run.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask distributed scheduler")
     run.add_argument("--resume", action="store_true", help="run only the units missing from --out")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
@@ -45,12 +71,21 @@ def _parser() -> argparse.ArgumentParser:
 
     rpr = sub.add_parser("reproduce", help="re-run a results folder and compare every metric")
     rpr.add_argument("results", type=Path)
-    rpr.add_argument("--workers", type=int, default=None, help="local processes (default: CPUs)")
+    rpr.add_argument("--workers", type=int, default=None,
+                     help=f"local processes (default: the CPUs, at most {MAX_DEFAULT_WORKERS})")
     rpr.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask distributed scheduler")
     rpr.add_argument("--quiet", action="store_true", help="no progress bar")
 
     cal = sub.add_parser("calibrate", help="fit the score model to the published operating points")
     cal.add_argument("--out", type=Path, default=Path("score_parameters.toml"))
+
+    rpl = sub.add_parser("replay", help="set the Met's recorded deployments against the calibrated model")
+    rpl.add_argument("--draws", type=int, default=200, help="posterior draws (default 200)")
+    rpl.add_argument("--page", type=Path, default=Path("docs/validation.md"),
+                     help="the validation page to write (default docs/validation.md; its figure "
+                          "goes to figures/ beside it)")
+    rpl.add_argument("--experiment-file", type=Path,
+                     help="also write the records as a runnable experiment to this file")
     return p
 
 
@@ -60,22 +95,27 @@ def _fail(problems: list[str] | str) -> int:
     return EXIT_USAGE
 
 
+def _as_flags(exc: ResultsError | ExecutorError) -> str:
+    """A library error, its setting named as the flag that sets it."""
+    message = str(exc)
+    setting = getattr(exc, "setting", None)
+    if setting in FLAGS and message.startswith(f"{setting}: "):
+        return FLAGS[setting] + message[len(setting):]
+    return message
+
+
 def _workers(requested: int | None) -> int:
     if requested is not None:
         return requested
-    return max(1, min(os.cpu_count() or 1, 4))
+    return max(1, min(os.cpu_count() or 1, MAX_DEFAULT_WORKERS))
 
 
 def _cmd_validate(args) -> int:
-    from .config import ConfigError, load_experiment
-
     try:
         experiment = load_experiment(args.experiment)
     except ConfigError as exc:
         return _fail(exc.problems)
-    from .sweep import expand_cells
-
-    cells = len(expand_cells(experiment.sweep))
+    cells = experiment.sweep.size()
     print(f"{args.experiment}: valid ({cells} cell{'s' * (cells != 1)}, "
           f"{experiment.experiment.replications} replications, seed {experiment.experiment.seed})")
     return EXIT_OK
@@ -98,11 +138,6 @@ HEADLINE = (("faces", "faces"), ("alerts", "alerts"), ("true_alerts", "true"), (
 
 
 def _print_headline(results, elapsed: float) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    from .metrics import compare
-
     console = Console()
     exp = results.experiment
     summary = results.summary
@@ -144,8 +179,6 @@ def _print_headline(results, elapsed: float) -> None:
 
 def _print_cells(console, results, limit: int = 60) -> None:
     """One line per sweep cell, everyone together: the sweep at a glance."""
-    from rich.table import Table
-
     summary = results.summary
     everyone = summary[summary["group"] == "all"]
     wide = everyone.pivot(index="cell", columns="metric", values="estimate")
@@ -174,15 +207,6 @@ class _ProgressBar:
     """
 
     def __init__(self, label: str, enabled: bool, console=None):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
         self.label = label
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("cell-replicates"), TimeElapsedColumn(), TextColumn("left"),
@@ -204,9 +228,7 @@ class _ProgressBar:
 
 
 def _plan_label(experiment, replications: int | None) -> str:
-    from .sweep import expand_cells
-
-    cells = len(expand_cells(experiment.sweep))
+    cells = experiment.sweep.size()
     reps = replications or experiment.experiment.replications
     return f"{cells} cell{'s' * (cells != 1)} × {reps} replicate{'s' * (reps != 1)}"
 
@@ -227,10 +249,6 @@ def _resume_command(args, out: Path) -> str:
 
 
 def _cmd_run(args) -> int:
-    from .config import ConfigError, load_experiment
-    from .results import ResultsError
-    from .sweep import ExecutorError, run_experiment
-
     try:
         experiment = load_experiment(args.experiment)
     except ConfigError as exc:
@@ -251,7 +269,7 @@ def _cmd_run(args) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     except (ResultsError, ExecutorError) as exc:
-        return _fail(str(exc))
+        return _fail(_as_flags(exc))
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished units are kept in {out}; continue with: {_resume_command(args, out)}",
               file=sys.stderr)
@@ -266,12 +284,8 @@ def _cmd_run(args) -> int:
 
 
 def _cmd_report(args) -> int:
-    from .report import write_report
-    from .results import ResultsError, read_results
-
     try:
-        results = read_results(args.results)
-        write_report(args.results, results)
+        redraw_report(args.results)
     except ResultsError as exc:
         return _fail(str(exc))
     except OSError as exc:
@@ -281,9 +295,6 @@ def _cmd_report(args) -> int:
 
 
 def _cmd_reproduce(args) -> int:
-    from .results import ResultsError, differences, parquet_bytes, read_results
-    from .sweep import ExecutorError, run_experiment
-
     try:
         stored = read_results(args.results)
     except ResultsError as exc:
@@ -293,7 +304,7 @@ def _cmd_reproduce(args) -> int:
             fresh = run_experiment(stored.experiment, workers=_workers(args.workers),
                                    scheduler=args.scheduler, progress=progress)
     except ExecutorError as exc:
-        return _fail(str(exc))
+        return _fail(_as_flags(exc))
     except KeyboardInterrupt:
         print("\ninterrupted: nothing compared", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -310,9 +321,6 @@ def _cmd_reproduce(args) -> int:
 
 
 def _print_differences(diff, limit: int = 40) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     table = Table("cell", "replicate", "group", "metric", "stored", "re-run")
     for row in diff.head(limit).itertuples(index=False):
         table.add_row(row.cell, row.replicate, row.group, row.metric, f"{row.stored:.17g}",
@@ -325,8 +333,6 @@ def _print_differences(diff, limit: int = 40) -> None:
 
 
 def _cmd_calibrate(args) -> int:
-    from .calibrate import fit, write_parameters
-
     params, diagnostics = fit()
     try:
         write_parameters(params, diagnostics, args.out, f"lfrsim calibrate --out {args.out}")
@@ -339,10 +345,23 @@ def _cmd_calibrate(args) -> int:
     return EXIT_OK
 
 
+def _cmd_replay(args) -> int:
+    if not 1 <= args.draws <= 100_000:
+        return _fail(f"--draws: must be between 1 and 100000, got {args.draws}")
+    try:
+        if args.experiment_file is not None:
+            replay.write_met_records_experiment(args.experiment_file)
+        replay.write_validation_page(args.page, draws=args.draws)
+    except OSError as exc:
+        return _fail(f"cannot write {exc.filename or args.page}: {exc.strerror or exc}")
+    print(f"validation page: {args.page}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "report": _cmd_report,
-               "reproduce": _cmd_reproduce, "calibrate": _cmd_calibrate}[args.command]
+               "reproduce": _cmd_reproduce, "calibrate": _cmd_calibrate, "replay": _cmd_replay}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

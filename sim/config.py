@@ -12,9 +12,9 @@ resolved experiment, every default and the seed included, and loads back to an e
 from __future__ import annotations
 
 import difflib
+import itertools
 import math
 import numbers
-import re
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -31,6 +31,8 @@ from pydantic import (
 )
 
 from . import data as shipped
+from .errors import ConfigError, all_paths, format_errors, shown
+from .groups import ETHNICITIES
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -41,17 +43,8 @@ Positive = Annotated[float, Field(gt=0.0, le=1e12, allow_inf_nan=False)]
 LatentSd = Annotated[float, Field(ge=1e-3, le=10.0, allow_inf_nan=False)]
 EffectSd = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 
-ETHNICITIES = ("asian", "black", "mixed", "white", "other")
 MAX_WATCHLIST = 100_000_000
 MIN_RESOLVABLE = 1e-6
-
-
-class ConfigError(ValueError):
-    """An experiment that cannot be run: one line per problem, each naming its field."""
-
-    def __init__(self, problems: list[str]):
-        self.problems = problems
-        super().__init__("\n".join(problems))
 
 
 class Frozen(BaseModel):
@@ -400,6 +393,30 @@ class Sweep(Frozen):
                 raise ValueError(f"{path}: must list at least one value, got []")
         return v
 
+    def size(self) -> int:
+        """The number of cells, counted without listing them (a hostile grid may be astronomically big)."""
+        lengths = [v.count() if isinstance(v, Range) else len(v) for v in self.parameters.values()]
+        if self.mode == "zip":
+            if len(set(lengths)) > 1:
+                raise ConfigError([f"sweep.mode: 'zip' needs lists of equal length, got lengths "
+                                   f"{', '.join(str(n) for n in lengths)}; use mode = 'product' for a grid"])
+            return lengths[0] if lengths else 1
+        return math.prod(lengths)
+
+    def cells(self) -> list[dict[str, Any]]:
+        """The sweep's cells in a fixed order: each a {dotted path: value} dict.
+
+        ``product`` varies the last path fastest (like nested loops in the order written); ``zip``
+        pairs the i-th values of every path and needs lists of equal length. No sweep is one cell.
+        """
+        if not self.parameters:
+            return [{}]
+        self.size()   # refuses a zip of unequal lengths, by name
+        paths = list(self.parameters)
+        values = [v.values() if isinstance(v, Range) else list(v) for v in self.parameters.values()]
+        combos = zip(*values, strict=True) if self.mode == "zip" else itertools.product(*values)
+        return [dict(zip(paths, combo, strict=True)) for combo in combos]
+
 
 class Comparison(Frozen):
     """A reported figure to set the simulation against: false alerts in so many faces."""
@@ -475,197 +492,6 @@ def _schema_has(path: str) -> bool:
     return True
 
 
-# -- error messages ----------------------------------------------------------------------------
-#
-# Every problem is one line: ``<dotted.field>: <what is allowed>, got <value>``. pydantic reports a
-# value that fits no member of a union (``footfall_per_hour = "x"``: neither a number nor a list)
-# once per member, with the member's type tag in the location; those are folded into one line.
-
-_TYPE_WORDS = {
-    "float_type": "a number", "float_parsing": "a number", "int_type": "a whole number",
-    "int_parsing": "a whole number", "int_from_float": "a whole number", "bool_type": "true or false",
-    "bool_parsing": "true or false", "string_type": "text in quotes", "list_type": "an array [...]",
-    "dict_type": "a table", "model_type": "a table", "model_attributes_type": "a table",
-    "is_instance_of": "a table",
-}
-
-
-def _is_tag(part: Any) -> bool:
-    """A union member's tag that pydantic puts in the location (``list[constrained-float]``)."""
-    return isinstance(part, str) and (
-        any(c in part for c in "[]-(),'") or part in {"float", "int", "str", "bool", "Range"})
-
-
-def _model_at(path: tuple[Any, ...]) -> Any:
-    """The pydantic model at a location of the schema (keys, indexes and tags skipped), or None."""
-    model: Any = Experiment
-    for key in path:
-        if isinstance(key, int) or _is_tag(key):
-            continue
-        fields = getattr(model, "model_fields", None)
-        if not fields or key not in fields:
-            return None
-        model = _inner_model(fields[key].annotation)
-    return model
-
-
-def _inner_model(annotation: Any) -> Any:
-    stack, seen = [annotation], 0
-    while stack and seen < 50:
-        seen += 1
-        cand = stack.pop(0)
-        if isinstance(cand, type) and issubclass(cand, BaseModel):
-            return cand
-        stack.extend(getattr(cand, "__args__", ()))
-    return annotation
-
-
-def _field_names(loc: tuple[Any, ...]) -> list[str]:
-    return list(getattr(_model_at(loc[:-1]), "model_fields", {}))
-
-
-def _all_paths(model: Any = None, prefix: str = "") -> list[str]:
-    """Every dotted setting of the schema (``watchlist.size``, ...)."""
-    model = Experiment if model is None else model
-    paths = []
-    for name, field in model.model_fields.items():
-        inner = _inner_model(field.annotation)
-        if isinstance(inner, type) and issubclass(inner, BaseModel) and inner is not model:
-            paths += _all_paths(inner, f"{prefix}{name}.")
-        else:
-            paths.append(f"{prefix}{name}")
-    return paths
-
-
-def _bounds(ctx: dict[str, Any]) -> str:
-    words = {"gt": ">", "ge": ">=", "lt": "<", "le": "<="}
-    return " and ".join(f"{words[k]} {_shown(ctx[k])}" for k in ("gt", "ge", "lt", "le") if k in ctx)
-
-
-def _allowed_range(loc: tuple[Any, ...]) -> str | None:
-    """Both bounds of the field at ``loc`` ('between 0 and 1', '> 0 and <= 100'), else None."""
-    if not loc:
-        return None
-    *parents, leaf = loc
-    fields = getattr(_model_at(tuple(parents)), "model_fields", {})
-    if leaf not in fields:
-        return None
-    found = {k: getattr(m, k) for m in fields[leaf].metadata for k in ("gt", "ge", "lt", "le")
-             if getattr(m, k, None) is not None}
-    if "ge" in found and "le" in found and len(found) == 2:
-        return f"between {_shown(found['ge'])} and {_shown(found['le'])}"
-    return _bounds(found) if len(found) == 2 else None
-
-
-def _shown(value: Any) -> str:
-    """A value as the user wrote it in TOML, cut short."""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, float) and value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    if isinstance(value, (int, float)):
-        return str(value)
-    if isinstance(value, dict):
-        keys = ", ".join(f"{k} = ..." for k in list(value)[:3])
-        text = "a table {" + keys + (", ...}" if len(value) > 3 else "}")
-    else:
-        text = repr(value)
-    return text if len(text) <= 60 else text[:57] + "..."
-
-
-def _what_is_allowed(err: dict[str, Any], loc: tuple[Any, ...]) -> str:
-    kind, ctx = err["type"], err.get("ctx") or {}
-    if kind in {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}:
-        return f"must be {_allowed_range(loc) or _bounds(ctx)}"
-    if kind == "finite_number":
-        return f"must be a finite number{f' {_allowed_range(loc)}' if _allowed_range(loc) else ''}"
-    if kind in _TYPE_WORDS:
-        return f"must be {_TYPE_WORDS[kind]}"
-    if kind == "literal_error":
-        return f"must be {ctx.get('expected', 'one of the allowed values')}"
-    if kind == "string_too_short":
-        if ctx.get("min_length") == 1:
-            return "must not be empty"
-        return f"needs at least {ctx.get('min_length')} characters"
-    if kind == "string_too_long":
-        return f"must have at most {ctx.get('max_length')} characters"
-    if kind in {"too_short", "too_long"}:
-        return f"must have {'at least' if kind == 'too_short' else 'at most'} " \
-               f"{ctx.get('min_length', ctx.get('max_length'))} items"
-    message = str(err.get("msg", "invalid")).removeprefix("Value error, ").removeprefix("Assertion failed, ")
-    return message[:1].lower() + message[1:] if kind != "value_error" else message
-
-
-def _format_one(err: dict[str, Any]) -> str:
-    loc = tuple(p for p in err["loc"] if not _is_tag(p))
-    kind = err["type"]
-    if kind == "extra_forbidden":
-        # the unknown key is the user's own word: never mistake it for a union tag
-        loc = (*tuple(p for p in err["loc"][:-1] if not _is_tag(p)), err["loc"][-1])
-        return _unknown_key(loc)
-    if kind == "value_error":
-        # validators of a whole section name the field they refuse: "borough: must be ..."
-        message = str(err.get("msg", "")).removeprefix("Value error, ")
-        m = re.match(r"([A-Za-z_][\w.]*): ", message)
-        if m:
-            loc, err = (*loc, m.group(1)), {**err, "msg": message[m.end():]}
-    where = ".".join(str(p) for p in loc) or "experiment"
-    if kind == "missing":
-        return f"{where}: required, missing"
-    line = f"{where}: {_what_is_allowed(err, loc)}"
-    if kind != "value_error" and "input" in err:
-        line += f", got {_shown(err['input'])}"
-    return " ".join(line.split())  # one line, whatever the input held
-
-
-def _unknown_key(loc: tuple[Any, ...]) -> str:
-    where = ".".join(str(p) for p in loc)
-    key = str(loc[-1])
-    names = _field_names(loc)
-    near = difflib.get_close_matches(key, names, n=1)
-    if not near:  # a setting written in the wrong section: point at where it lives
-        near = [p for p in _all_paths() if p.rsplit(".", 1)[-1] == key][:2]
-    hint = f"; did you mean {' or '.join(repr(n) for n in near)}?" if near else ""
-    return f"{where}: unknown key{hint} (allowed here: {', '.join(names) or 'none'})"
-
-
-def _format_errors(errors: list[dict[str, Any]]) -> list[str]:
-    """One line per problem, union members folded into one line per field."""
-    folded: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
-    order: list[tuple[Any, ...]] = []
-    for err in errors:
-        raw = err["loc"]
-        tag_at = next((i for i, p in enumerate(raw) if _is_tag(p)), None)
-        if err["type"] == "extra_forbidden" and tag_at == len(raw) - 1:
-            tag_at = None
-        key = tuple(raw[:tag_at]) if tag_at is not None else ("#", *raw)
-        if key not in folded:
-            order.append(key)
-        folded.setdefault(key, []).append(err)
-    lines: list[str] = []
-    for key in order:
-        group = folded[key]
-        fitting = [e for e in group if not (e["type"] in _TYPE_WORDS or e["type"] == "literal_error")
-                   or len(e["loc"]) > len(key) + 1]
-        if key[:1] == ("#",) or fitting:
-            chosen = fitting if key[:1] != ("#",) else group
-            lines += [_format_one(e) for e in chosen]
-            continue
-        # the value fits no member of the union: say every kind that would do
-        kinds = []
-        for e in group:
-            word = _TYPE_WORDS.get(e["type"]) or (e.get("ctx") or {}).get("expected", "")
-            if word and word not in kinds:
-                kinds.append(word)
-        where = ".".join(str(p) for p in key if not _is_tag(p))
-        lines.append(f"{where}: must be {' or '.join(kinds)}, got {_shown(group[0].get('input'))}")
-    unique: list[str] = []
-    for line in lines:
-        if line not in unique:
-            unique.append(line)
-    return unique
-
-
 def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
     """Fill in ``matcher.score_floor = "auto"`` (or absent) with the lowest threshold in use."""
     matcher = data.get("matcher", {})
@@ -699,24 +525,13 @@ def from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Experiment:
     try:
         experiment = Experiment.model_validate(data, context={"base_dir": base_dir})
     except ValidationError as exc:
-        raise ConfigError(_format_errors(exc.errors())) from None
+        raise ConfigError(format_errors(Experiment, exc.errors())) from None
     _check_sweep(experiment)
     return experiment
 
 
 MAX_CELLS = 100_000
 FULL_CHECK_CELLS = 1_000
-
-
-def _sweep_size(sweep: Sweep) -> int:
-    """The number of cells, counted without listing them (a hostile grid may be astronomically big)."""
-    lengths = [v.count() if isinstance(v, Range) else len(v) for v in sweep.parameters.values()]
-    if sweep.mode == "zip":
-        if len(set(lengths)) > 1:
-            raise ConfigError([f"sweep.mode: 'zip' needs lists of equal length, got lengths "
-                               f"{', '.join(str(n) for n in lengths)}; use mode = 'product' for a grid"])
-        return lengths[0] if lengths else 1
-    return math.prod(lengths)
 
 
 def _check_sweep(experiment: Experiment) -> None:
@@ -727,14 +542,14 @@ def _check_sweep(experiment: Experiment) -> None:
     problems: list[str] = []
     for path in sweep.parameters:
         if not _schema_has(path) or path.split(".")[0] in {"sweep", "experiment"}:
-            near = difflib.get_close_matches(path, [p for p in _all_paths()
+            near = difflib.get_close_matches(path, [p for p in all_paths(Experiment)
                                                     if p.split(".")[0] not in {"sweep", "experiment"}], n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             problems.append(f"sweep.parameters.{path}: must name a setting of the experiment, "
                             f"got {path!r}{hint}")
     if problems:
         raise ConfigError(problems)
-    cells = _sweep_size(sweep)
+    cells = sweep.size()
     if cells > MAX_CELLS:
         raise ConfigError([f"sweep.parameters: must give at most {MAX_CELLS:,} cells, got {cells:,}"])
     # each value alone (a range only at its ends: the bounds of a setting are an interval) ...
@@ -750,13 +565,11 @@ def _check_sweep(experiment: Experiment) -> None:
                 raise ConfigError([_in_sweep(path, p) for p in exc.problems]) from None
     # ... then the combinations, which can clash (two probabilities that must sum to at most 1)
     if len(sweep.parameters) > 1 and cells <= FULL_CHECK_CELLS:
-        from .sweep import expand_cells
-
-        for cell in expand_cells(sweep):
+        for cell in sweep.cells():
             try:
                 experiment.with_values(cell)
             except ConfigError as exc:
-                where = ", ".join(f"{k} = {_shown(v)}" for k, v in cell.items())
+                where = ", ".join(f"{k} = {shown(v)}" for k, v in cell.items())
                 raise ConfigError([f"sweep cell ({where}): {p}" for p in exc.problems]) from None
 
 

@@ -19,8 +19,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import data as shipped
-from .config import Crowd, Programme
-from .scores import ETHNICITIES, SEXES, Group
+from .config import Crowd, Programme, ProgrammeGenerator
+from .groups import Group, ethnicity_array, group_shares
+
+# London's residents taken as half female when a group's share of the watchlist is set against its
+# share of the population (the 2021 census gives 51% female; the even split is the model's
+# documented default for crowds too, ``crowd.female_share``)
+POPULATION_FEMALE_SHARE = 0.5
 
 
 @dataclass(frozen=True)
@@ -46,22 +51,17 @@ class Site:
         return float(np.mean(self.footfall_profile) * self.duration_hours)
 
     def group_shares(self, groups: tuple[Group, ...], female_share: float) -> np.ndarray:
-        sex = {"female": female_share, "male": 1.0 - female_share}
-        eth = dict(zip(ETHNICITIES, self.ethnicity_shares, strict=True))
-        shares = np.array([sex[g.sex] * eth[g.ethnicity] for g in groups])
-        return shares / shares.sum()
+        """Shares of ``groups`` among this site's passers."""
+        return group_shares(female_share, self.ethnicity_shares, groups)
 
 
-def _shares_array(shares: dict[str, float]) -> np.ndarray:
-    return np.array([shares[e] for e in ETHNICITIES], dtype=float)
-
-
-def _place_shares(ward_code: str, borough: str) -> np.ndarray:
+def place_shares(ward_code: str, borough: str) -> np.ndarray:
+    """Census ethnic shares of a ward, else of a borough, else of London (``ETHNICITIES`` order)."""
     if ward_code:
-        return _shares_array(shipped.ward_shares(ward_code))
+        return ethnicity_array(shipped.ward_shares(ward_code))
     if borough:
-        return _shares_array(shipped.borough_shares(borough))
-    return _shares_array(shipped.london_shares())
+        return ethnicity_array(shipped.borough_shares(borough))
+    return ethnicity_array(shipped.london_shares())
 
 
 # Town-centre wards of the six zones named in the Met's 2025 expansion announcement
@@ -82,6 +82,17 @@ def met_2024_sites() -> list[dict[str, str]]:
             if r["date"].startswith("2024") and shipped.has_ward(r["ward_code"])]
 
 
+def site_pool(generator: ProgrammeGenerator) -> list[dict[str, str]]:
+    """The (site, borough, ward_code) places a generated programme draws from, uniformly."""
+    if generator.sites == "met_2024":
+        return met_2024_sites()
+    if generator.sites == "six_zones_2025":
+        return [{"site": name, "borough": shipped.census()[0][code]["borough"], "ward_code": code}
+                for name, code in SIX_ZONES_2025.items()]
+    return [{"site": s, "borough": s if shipped.has_borough(s) else "",
+             "ward_code": s if shipped.has_ward(s) else ""} for s in generator.sites]
+
+
 def realise_programme(programme: Programme, rng: np.random.Generator) -> list[Site]:
     """The deployments of a programme; a generated programme draws its sites with ``rng``."""
     if programme.deployments:
@@ -89,20 +100,13 @@ def realise_programme(programme: Programme, rng: np.random.Generator) -> list[Si
                      duration_hours=d.duration_hours,
                      footfall_profile=np.atleast_1d(np.asarray(d.footfall_per_hour, dtype=float)),
                      capture_rate=d.capture_rate,
-                     ethnicity_shares=(_shares_array(d.ethnicity_shares) if d.ethnicity_shares
-                                       else _place_shares(d.ward_code, d.borough)))
+                     ethnicity_shares=(ethnicity_array(d.ethnicity_shares) if d.ethnicity_shares
+                                       else place_shares(d.ward_code, d.borough)))
                 for i, d in enumerate(programme.deployments)]
     gen = programme.generator
     assert gen is not None
     n = gen.weeks * gen.deployments_per_week
-    if gen.sites == "met_2024":
-        pool = met_2024_sites()
-    elif gen.sites == "six_zones_2025":
-        pool = [{"site": name, "borough": shipped.census()[0][code]["borough"], "ward_code": code}
-                for name, code in SIX_ZONES_2025.items()]
-    else:
-        pool = [{"site": s, "borough": s if shipped.has_borough(s) else "",
-                 "ward_code": s if shipped.has_ward(s) else ""} for s in gen.sites]
+    pool = site_pool(gen)
     picks = rng.integers(0, len(pool), size=n)
     if gen.footfall_cv > 0:
         sigma = np.sqrt(np.log1p(gen.footfall_cv ** 2))
@@ -118,7 +122,7 @@ def realise_programme(programme: Programme, rng: np.random.Generator) -> list[Si
         sites.append(Site(index=i, site=place["site"], date=day.isoformat(), borough=place["borough"],
                           ward_code=place["ward_code"], duration_hours=gen.duration_hours,
                           footfall_profile=np.array([footfall[i]]), capture_rate=gen.capture_rate,
-                          ethnicity_shares=_place_shares(place["ward_code"], place["borough"])))
+                          ethnicity_shares=place_shares(place["ward_code"], place["borough"])))
     return sites
 
 
@@ -140,17 +144,16 @@ def watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], watchlist_s
                             watchlist_shares: np.ndarray) -> np.ndarray:
     """P(a passer of each group is on the watchlist): see ``sim.config.Crowd``."""
     london = shipped.london_shares()
-    population = np.array([0.5 * london[g.ethnicity] for g in groups])
+    population = np.array([POPULATION_FEMALE_SHARE * london[g.ethnicity] for g in groups])
     scale = (watchlist_size / crowd.prevalence_reference_size) ** crowd.prevalence_elasticity
     return np.clip(crowd.watchlisted_per_passer * scale * watchlist_shares / population, 0.0, 0.5)
 
 
 def watchlist_group_shares(female_share: float, ethnicity_shares: dict[str, float] | str,
                            groups: tuple[Group, ...]) -> np.ndarray:
+    """Shares of ``groups`` among watchlist entries (``"london"``: London's census mix)."""
     eth = shipped.london_shares() if ethnicity_shares == "london" else ethnicity_shares
-    sex = {"female": female_share, "male": 1.0 - female_share}
-    shares = np.array([sex[g.sex] * eth[g.ethnicity] for g in groups])
-    return shares / shares.sum()
+    return group_shares(female_share, eth, groups)
 
 
 @dataclass(frozen=True)
@@ -209,6 +212,3 @@ def arrival_seconds(site: Site, count: int, rng: np.random.Generator) -> np.ndar
     which = rng.choice(len(profile), size=count, p=weights)
     return (which + rng.random(count)) * slice_s
 
-
-def default_groups() -> tuple[Group, ...]:
-    return tuple(Group(s, e) for s in SEXES for e in ETHNICITIES)

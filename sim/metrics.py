@@ -25,9 +25,11 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from . import data as shipped
 from .config import Comparison, Experiment
-from .crowd import default_groups
-from .run import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
+from .crowd import place_shares, site_pool
+from .groups import DEFAULT_GROUPS, ETHNICITIES, GROUP_NAMES, group_named
+from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
 
 METRIC_ORDER = (*COUNT_METRICS, *RATE_METRICS, *PROGRAMME_METRICS)
 SUMMARY_COLUMNS = ("cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates")
@@ -37,12 +39,10 @@ def _ratio(num: float, den: float) -> float:
     return num / den if den > 0 else float("nan")
 
 
-def unit_rows(cell: int, replicate: int, result: dict[str, Any],
-              experiment: Experiment) -> list[dict[str, Any]]:
+def unit_rows(cell: int, replicate: int, result: dict[str, Any]) -> list[dict[str, Any]]:
     """Tidy rows for one cell and replicate from ``simulate_replicate``'s output at one threshold."""
-    del experiment
     counts: dict[str, np.ndarray] = result["counts"]
-    names = [g.name for g in default_groups()]
+    names = GROUP_NAMES
     rows: list[dict[str, Any]] = []
     for gi, group in enumerate(["all", *names]):
         def value(metric: str, gi: int = gi) -> float:
@@ -154,3 +154,140 @@ def disparity(summary: pd.DataFrame, metric: str = "false_alert_rate") -> pd.Dat
         rows.append({"cell": cell, "metric": metric, "highest_group": rates.idxmax() if len(rates) else "",
                      "lowest_group": rates.idxmin() if len(rates) else "", "ratio": ratio})
     return pd.DataFrame(rows)
+
+
+# -- statistics the report draws, from a summary table -------------------------------------------
+
+def summary_value(summary: pd.DataFrame, cell: int, group: str, metric: str) -> tuple[float, float, float]:
+    """(estimate, ci_low, ci_high) of one cell, group and metric of a summary (nan if absent)."""
+    row = summary[(summary["cell"] == cell) & (summary["group"] == group) & (summary["metric"] == metric)]
+    if row.empty:
+        return math.nan, math.nan, math.nan
+    r = row.iloc[0]
+    return float(r["estimate"]), float(r["ci_low"]), float(r["ci_high"])
+
+
+
+def parameter_columns(summary: pd.DataFrame) -> list[str]:
+    """The sweep's parameter columns of a summary table."""
+    fixed = {"cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates"}
+    return [c for c in summary.columns if c not in fixed]
+
+
+
+def expected_false_alert_rate(summary: pd.DataFrame) -> pd.DataFrame:
+    """Exact expected false alerts per face, per cell and group, as a summary-shaped frame."""
+    return expected_ratio(summary, "expected_false_alerts", "faces", "expected_false_alert_rate")
+
+
+def expected_ratio(summary: pd.DataFrame, numerator: str, denominator: str, name: str) -> pd.DataFrame:
+    e = summary[summary["metric"] == numerator].set_index(["cell", "group"])
+    n = summary[summary["metric"] == denominator].set_index(["cell", "group"])["estimate"]
+    out = e.copy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out["estimate"] = e["estimate"] / n.reindex(e.index)
+    out["metric"] = name
+    return out.reset_index()
+
+
+def expected_fpir(summary: pd.DataFrame) -> pd.DataFrame:
+    """Exact expected FPIR per cell and group. Watchlisted passers' false alerts are a negligible
+    share of the expectation (prevalence ~1e-3), so dividing by non-mated passers is exact to that."""
+    return expected_ratio(summary, "expected_false_alerts", "nonmated_passers", "expected_fpir")
+
+
+def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
+    """Per cell: highest over lowest group FPIR from the exact expectations (no sampling noise)."""
+    fpir = expected_fpir(summary)
+    fpir = fpir[fpir["group"] != "all"]
+    rows = []
+    params = parameter_columns(summary)
+    for cell, part in fpir.groupby("cell"):
+        rates = part.set_index("group")["estimate"]
+        rates = rates[rates > 0]
+        first = part.iloc[0]
+        rows.append({"cell": cell, **{p: first[p] for p in params},
+                     "estimate": float(rates.max() / rates.min()) if len(rates) else math.nan,
+                     "highest": rates.idxmax() if len(rates) else "",
+                     "lowest": rates.idxmin() if len(rates) else ""})
+    return pd.DataFrame(rows)
+
+
+
+def black_white_ratio(summary: pd.DataFrame) -> dict[int, float]:
+    """Per cell: exact expected FPIR of Black over White passers, both sexes pooled."""
+    out = {}
+    for cell in summary["cell"].unique():
+        rate = {}
+        for eth in ("black", "white"):
+            groups = [g.name for g in DEFAULT_GROUPS if g.ethnicity == eth]
+            exp_ = sum(summary_value(summary, cell, g, "expected_false_alerts")[0] for g in groups)
+            passers = sum(summary_value(summary, cell, g, "nonmated_passers")[0] for g in groups)
+            rate[eth] = exp_ / passers if passers > 0 else math.nan
+        out[int(cell)] = rate["black"] / rate["white"] if rate["white"] > 0 else math.nan
+    return out
+
+
+def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
+    """Faces scanned per year per London resident of each group (2021 census, sexes split evenly)."""
+    boroughs = shipped.census()[1]
+    residents = {e: sum(b[e] for b in boroughs.values()) for e in ETHNICITIES}
+    rows = []
+    for g in summary["group"].unique():
+        if g == "all":
+            continue
+        eth = group_named(g).ethnicity
+        faces = summary_value(summary, cell, g, "faces")[0]
+        rows.append({"group": g, "faces": faces, "residents": residents[eth] / 2,
+                     "scans_per_resident": faces / (residents[eth] / 2)})
+    return pd.DataFrame(rows)
+
+
+
+def borough_exposure(experiment) -> pd.DataFrame:
+    """Expected faces scanned per programme per resident of each borough, by ethnicity.
+
+    From the programme's design, not its draws: each deployment's expected faces, spread over
+    the boroughs its sites are drawn from and split by the sites' census mix, over the borough's
+    residents of each group (2021 census). Residents stand in for the people who pass.
+    """
+    prog = experiment.programme
+    rows: list[tuple[str, float, np.ndarray]] = []   # (borough, expected faces, ethnic shares)
+    if prog.generator is not None:
+        gen = prog.generator
+        pool = [(s["borough"], s["ward_code"]) for s in site_pool(gen)]
+        faces = gen.weeks * gen.deployments_per_week * gen.footfall_per_hour * gen.duration_hours
+        for borough, ward in pool:
+            # the census names the borough (records say "Kingston" for Kingston upon Thames)
+            home = shipped.census()[0][ward]["borough"] if ward else borough
+            rows.append((home, faces / len(pool), place_shares(ward, home)))
+    else:
+        for d in prog.deployments:
+            if not d.borough and not d.ward_code:
+                continue
+            borough = shipped.census()[0][d.ward_code]["borough"] if d.ward_code else d.borough
+            profile = np.atleast_1d(np.asarray(d.footfall_per_hour, dtype=float))
+            shares = (np.array([d.ethnicity_shares[e] for e in ETHNICITIES]) if d.ethnicity_shares
+                      else place_shares(d.ward_code, d.borough))
+            rows.append((borough, float(profile.mean() * d.duration_hours), shares))
+    residents = shipped.census()[1]
+    out: dict[str, np.ndarray] = {}
+    for borough, faces, shares in rows:
+        out.setdefault(borough, np.zeros(len(ETHNICITIES)))
+        out[borough] += faces * shares
+    table = {b: {e: v[i] / residents[b][e] if residents[b][e] > 0 else math.nan
+                 for i, e in enumerate(ETHNICITIES)} for b, v in out.items()}
+    return pd.DataFrame(table).T.sort_index()
+
+
+
+def posterior_cell(experiment: Experiment, cells: list[dict[str, Any]]) -> int | None:
+    """The cell to set against the reported figure: the one at the report's threshold, else 0."""
+    cmp_ = experiment.comparison
+    if cmp_ is None:
+        return None
+    for i, cell in enumerate(cells):
+        if abs(float(cell.get("matcher.threshold", experiment.matcher.threshold))
+               - cmp_.threshold) < 1e-9:
+            return i
+    return 0

@@ -12,7 +12,20 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .metrics import compare, disparity
+from .metrics import (
+    black_white_ratio,
+    borough_exposure,
+    compare,
+    disparity,
+    disparity_by_cell,
+    expected_false_alert_rate,
+    expected_fpir,
+    expected_ratio,
+    exposure_per_head,
+    parameter_columns,
+    poisson_interval,
+    summary_value,
+)
 from .results import Results, atomic_write_bytes, atomic_write_text
 
 FUNNEL = ("alerts", "operator_rejected", "lost_alerts", "engagements", "arrests", "other_disposals",
@@ -33,14 +46,6 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _value(summary: pd.DataFrame, cell: int, group: str, metric: str) -> tuple[float, float, float]:
-    row = summary[(summary["cell"] == cell) & (summary["group"] == group) & (summary["metric"] == metric)]
-    if row.empty:
-        return math.nan, math.nan, math.nan
-    r = row.iloc[0]
-    return float(r["estimate"]), float(r["ci_low"]), float(r["ci_high"])
-
-
 def _png(fig, path: Path) -> None:
     import io
 
@@ -53,11 +58,6 @@ PARAM_LABELS = {"matcher.threshold": "threshold (vendor score)", "watchlist.size
                 "review.officers": "intervention officers", "review.operators": "operators"}
 
 
-def _params(summary: pd.DataFrame) -> list[str]:
-    fixed = {"cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates"}
-    return [c for c in summary.columns if c not in fixed]
-
-
 def _series(summary: pd.DataFrame, metric: str, group: str = "all") -> pd.DataFrame:
     return summary[(summary["metric"] == metric) & (summary["group"] == group)]
 
@@ -65,7 +65,7 @@ def _series(summary: pd.DataFrame, metric: str, group: str = "all") -> pd.DataFr
 def _lines(summary: pd.DataFrame, x: str, metric: str, group: str = "all"):
     """(label, rows sorted by x) for each combination of the other swept settings."""
     rows = _series(summary, metric, group)
-    others = [p for p in _params(summary) if p != x]
+    others = [p for p in parameter_columns(summary) if p != x]
     if not others:
         yield "", rows.sort_values(x)
         return
@@ -97,12 +97,12 @@ def _figure_threshold(plt, folder, results) -> list[str]:
     fig, ax = plt.subplots(figsize=(8, 5))
     per = cmp_.faces if cmp_ else 1e6
     _plot_metric(ax, summary, x, "false_alert_rate", scale=per, log=True)
-    exp_rate = _expected_rate(summary)
+    exp_rate = expected_false_alert_rate(summary)
     for label, rows in _lines(exp_rate, x, "expected_false_alert_rate"):
         ax.plot(rows[x].astype(float), rows["estimate"] * per, ls="--", color="grey",
                 label=("exact expectation" + (f" ({label})" if label else "")))
     if cmp_ is not None:
-        lo, hi = _poisson(cmp_.false_alerts)
+        lo, hi = poisson_interval(cmp_.false_alerts)
         ax.errorbar([cmp_.threshold if cmp_.threshold is not None else exp.matcher.threshold],
                     [cmp_.false_alerts], yerr=[[cmp_.false_alerts - lo],
                     [hi - cmp_.false_alerts]], fmt="s", color="crimson", capsize=4,
@@ -121,8 +121,8 @@ def _figure_threshold(plt, folder, results) -> list[str]:
 
     fig, ax = plt.subplots(figsize=(7, 6))
     groups = [g for g in summary["group"].unique() if g != "all"]
-    fpir = _expected_fpir(summary)
-    tpir = _expected_ratio(summary, "expected_true_alerts", "watchlisted_passers", "expected_tpir")
+    fpir = expected_fpir(summary)
+    tpir = expected_ratio(summary, "expected_true_alerts", "watchlisted_passers", "expected_tpir")
     for g in groups:
         f = fpir[fpir["group"] == g].sort_values(x)
         t = tpir[tpir["group"] == g].sort_values(x)
@@ -152,7 +152,7 @@ def _figure_threshold(plt, folder, results) -> list[str]:
         ax.plot(rows[x].astype(float), rows["estimate"], marker="o", ms=3, label=label or None)
     bw = black_white_ratio(summary)
     cells_x = [(float(c[x]), bw[i]) for i, c in enumerate(results.cells) if x in c]
-    if cells_x and len(_params(summary)) == 1:
+    if cells_x and len(parameter_columns(summary)) == 1:
         xs, ys = zip(*sorted(cells_x), strict=True)
         ax.plot(xs, ys, marker="s", ms=3, color="crimson", label="Black / White passers")
         ax.plot([], [], color="C0", marker="o", ms=3, label="highest / lowest of the ten groups")
@@ -168,83 +168,7 @@ def _figure_threshold(plt, folder, results) -> list[str]:
     return drawn
 
 
-def _poisson(k: int) -> tuple[float, float]:
-    from .metrics import poisson_interval
-
-    return poisson_interval(k)
-
-
-def _expected_rate(summary: pd.DataFrame) -> pd.DataFrame:
-    """Exact expected false alerts per face, per cell and group, as a summary-shaped frame."""
-    return _expected_ratio(summary, "expected_false_alerts", "faces", "expected_false_alert_rate")
-
-
-def _expected_ratio(summary: pd.DataFrame, numerator: str, denominator: str, name: str) -> pd.DataFrame:
-    e = summary[summary["metric"] == numerator].set_index(["cell", "group"])
-    n = summary[summary["metric"] == denominator].set_index(["cell", "group"])["estimate"]
-    out = e.copy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out["estimate"] = e["estimate"] / n.reindex(e.index)
-    out["metric"] = name
-    return out.reset_index()
-
-
-def _expected_fpir(summary: pd.DataFrame) -> pd.DataFrame:
-    """Exact expected FPIR per cell and group. Watchlisted passers' false alerts are a negligible
-    share of the expectation (prevalence ~1e-3), so dividing by non-mated passers is exact to that."""
-    return _expected_ratio(summary, "expected_false_alerts", "nonmated_passers", "expected_fpir")
-
-
-def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
-    """Per cell: highest over lowest group FPIR from the exact expectations (no sampling noise)."""
-    fpir = _expected_fpir(summary)
-    fpir = fpir[fpir["group"] != "all"]
-    rows = []
-    params = _params(summary)
-    for cell, part in fpir.groupby("cell"):
-        rates = part.set_index("group")["estimate"]
-        rates = rates[rates > 0]
-        first = part.iloc[0]
-        rows.append({"cell": cell, **{p: first[p] for p in params},
-                     "estimate": float(rates.max() / rates.min()) if len(rates) else math.nan,
-                     "highest": rates.idxmax() if len(rates) else "",
-                     "lowest": rates.idxmin() if len(rates) else ""})
-    return pd.DataFrame(rows)
-
-
 CELL_METRICS = ("faces", "alerts", "false_alerts", "tpir", "ppv", "arrests", "wrongful_stops", "lost_alerts")
-
-
-def black_white_ratio(summary: pd.DataFrame) -> dict[int, float]:
-    """Per cell: exact expected FPIR of Black over White passers, both sexes pooled."""
-    out = {}
-    for cell in summary["cell"].unique():
-        rate = {}
-        for eth in ("black", "white"):
-            groups = [f"{sex}_{eth}" for sex in ("female", "male")]
-            exp_ = sum(_value(summary, cell, g, "expected_false_alerts")[0] for g in groups)
-            passers = sum(_value(summary, cell, g, "nonmated_passers")[0] for g in groups)
-            rate[eth] = exp_ / passers if passers > 0 else math.nan
-        out[int(cell)] = rate["black"] / rate["white"] if rate["white"] > 0 else math.nan
-    return out
-
-
-def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
-    """Faces scanned per year per London resident of each group (2021 census, sexes split evenly)."""
-    from . import data as shipped
-
-    wards, boroughs = shipped.census()
-    residents = {e: sum(b[e] for b in boroughs.values()) for e in shipped.ETHNICITIES}
-    rows = []
-    for g in summary["group"].unique():
-        if g == "all":
-            continue
-        eth = g.split("_", 1)[1]
-        faces = _value(summary, cell, g, "faces")[0]
-        rows.append({"group": g, "faces": faces, "residents": residents[eth] / 2,
-                     "scans_per_resident": faces / (residents[eth] / 2)})
-    del wards
-    return pd.DataFrame(rows)
 
 
 def _legend(ax) -> None:
@@ -267,7 +191,7 @@ def _figure_cells(plt, folder: Path, results: Results) -> list[str]:
                               (axes[0, 1], "false_alerts", "false alerts per programme"),
                               (axes[1, 0], "wrongful_stops", "wrongful stops per programme"),
                               (axes[1, 1], "arrests", "arrests per programme")):
-        vals = np.array([_value(summary, c, "all", metric) for c in cells])
+        vals = np.array([summary_value(summary, c, "all", metric) for c in cells])
         ax.bar(range(len(labels)), vals[:, 0], color="#4472c4")
         ax.errorbar(range(len(labels)), vals[:, 0], yerr=[np.clip(vals[:, 0] - vals[:, 1], 0, None),
                     np.clip(vals[:, 2] - vals[:, 0], 0, None)], fmt="none", color="black", capsize=3)
@@ -292,51 +216,6 @@ def _figure_cells(plt, folder: Path, results: Results) -> list[str]:
     _png(fig, folder / "exposure_by_cell.png")
     plt.close(fig)
     return ["cells_compared.png", "exposure_by_cell.png"]
-
-
-def borough_exposure(experiment) -> pd.DataFrame:
-    """Expected faces scanned per programme per resident of each borough, by ethnicity.
-
-    From the programme's design, not its draws: each deployment's expected faces, spread over
-    the boroughs its sites are drawn from and split by the sites' census mix, over the borough's
-    residents of each group (2021 census). Residents stand in for the people who pass.
-    """
-    from . import data as shipped
-    from .crowd import SIX_ZONES_2025, _place_shares, met_2024_sites
-
-    prog = experiment.programme
-    rows: list[tuple[str, float, np.ndarray]] = []   # (borough, expected faces, ethnic shares)
-    if prog.generator is not None:
-        gen = prog.generator
-        if gen.sites == "met_2024":
-            pool = [(s["borough"], s["ward_code"]) for s in met_2024_sites()]
-        elif gen.sites == "six_zones_2025":
-            pool = [(shipped.census()[0][c]["borough"], c) for c in SIX_ZONES_2025.values()]
-        else:
-            pool = [(site if shipped.has_borough(site) else shipped.census()[0][site]["borough"],
-                     site if shipped.has_ward(site) else "") for site in gen.sites]
-        faces = gen.weeks * gen.deployments_per_week * gen.footfall_per_hour * gen.duration_hours
-        for borough, ward in pool:
-            # the census names the borough (records say "Kingston" for Kingston upon Thames)
-            home = shipped.census()[0][ward]["borough"] if ward else borough
-            rows.append((home, faces / len(pool), _place_shares(ward, home)))
-    else:
-        for d in prog.deployments:
-            if not d.borough and not d.ward_code:
-                continue
-            borough = shipped.census()[0][d.ward_code]["borough"] if d.ward_code else d.borough
-            profile = np.atleast_1d(np.asarray(d.footfall_per_hour, dtype=float))
-            shares = (np.array([d.ethnicity_shares[e] for e in shipped.ETHNICITIES]) if d.ethnicity_shares
-                      else _place_shares(d.ward_code, d.borough))
-            rows.append((borough, float(profile.mean() * d.duration_hours), shares))
-    residents = shipped.census()[1]
-    out: dict[str, np.ndarray] = {}
-    for borough, faces, shares in rows:
-        out.setdefault(borough, np.zeros(len(shipped.ETHNICITIES)))
-        out[borough] += faces * shares
-    table = {b: {e: v[i] / residents[b][e] if residents[b][e] > 0 else math.nan
-                 for i, e in enumerate(shipped.ETHNICITIES)} for b, v in out.items()}
-    return pd.DataFrame(table).T.sort_index()
 
 
 def _figure_boroughs(plt, folder: Path, results: Results) -> list[str]:
@@ -375,17 +254,17 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
     summary = results.summary
-    params = _params(summary)
+    params = parameter_columns(summary)
     drawn: list[str] = []
     groups = [g for g in summary["group"].unique() if g != "all"]
 
     # false alerts per million faces by group, first cell
-    rates = [_value(summary, 0, g, "false_alert_rate") for g in groups]
+    rates = [summary_value(summary, 0, g, "false_alert_rate") for g in groups]
     fig, ax = plt.subplots(figsize=(8, 4))
     est = np.array([r[0] for r in rates]) * 1e6
     lo = np.array([r[1] for r in rates]) * 1e6
     hi = np.array([r[2] for r in rates]) * 1e6
-    expected = _expected_rate(summary)
+    expected = expected_false_alert_rate(summary)
     exp_g = [float(expected[(expected["cell"] == 0) & (expected["group"] == g)]["estimate"].iloc[0]) * 1e6
              for g in groups]
     ax.bar(groups, est, color="#4472c4", label="simulated")
@@ -402,7 +281,7 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
 
     # the alert funnel, first cell
     fig, ax = plt.subplots(figsize=(8, 4))
-    vals = [_value(summary, 0, "all", m)[0] for m in FUNNEL]
+    vals = [summary_value(summary, 0, "all", m)[0] for m in FUNNEL]
     ax.barh(list(FUNNEL)[::-1], vals[::-1], color="#70ad47")
     for i, v in enumerate(vals[::-1]):
         ax.text(v, i, f" {_fmt(v)}", va="center", fontsize=8)
@@ -509,7 +388,7 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
         bw = black_white_ratio(summary)
         for cell, params in enumerate(results.cells[:60]):
             setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
-            vals = [_value(summary, cell, "all", m)[0] for m in CELL_METRICS]
+            vals = [summary_value(summary, cell, "all", m)[0] for m in CELL_METRICS]
             lines.append(f"| {cell} | {setting} | " + " | ".join(_fmt(v) for v in vals)
                          + f" | {_fmt(bw.get(cell, math.nan))} |")
         lines += ["", "Black/White FPIR: the exact expected false-alert rate per non-watchlisted passer, "
@@ -519,9 +398,9 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     groups = ["all", *[g for g in summary["group"].unique() if g != "all"]]
     for g in groups:
-        vals = [_value(summary, 0, g, m)[0] for m in ("faces", "alerts", "true_alerts", "false_alerts",
+        vals = [summary_value(summary, 0, g, m)[0] for m in ("faces", "alerts", "true_alerts", "false_alerts",
                                                        "expected_false_alerts", "arrests", "wrongful_stops")]
-        rate = _value(summary, 0, g, "false_alert_rate")
+        rate = summary_value(summary, 0, g, "false_alert_rate")
         lines.append(f"| {g} | " + " | ".join(_fmt(v) for v in vals)
                      + f" | {_fmt(rate[0] * 1e6)} ({_fmt(rate[1] * 1e6)}–{_fmt(rate[2] * 1e6)}) |")
     lines += ["", "Counts are means per programme over replicates; summary.csv gives their 2.5–97.5% "
@@ -536,40 +415,8 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     return "\n".join(lines)
 
 
-def posterior_cell(results: Results) -> int | None:
-    """The cell to set against the reported figure: the one at the report's threshold, else 0."""
-    cmp_ = results.experiment.comparison
-    if cmp_ is None:
-        return None
-    for i, cell in enumerate(results.cells):
-        if abs(float(cell.get("matcher.threshold", results.experiment.matcher.threshold))
-               - cmp_.threshold) < 1e-9:
-            return i
-    return 0
-
-
-def attach_posterior(results: Results) -> None:
-    """Compute the reported figure's comparison with the calibration's uncertainty (if it applies)."""
-    from .calibrate import posterior_comparison
-
-    cell = posterior_cell(results)
-    if cell is None or results.posterior is not None:
-        return
-    summary = results.summary
-    groups = [g for g in summary["group"].unique() if g != "all"]
-    nonmated = np.array([_value(summary, cell, g, "nonmated_passers")[0] for g in groups])
-    faces = _value(summary, cell, "all", "faces")[0]
-    experiment = results.experiment
-    if results.cells[cell]:
-        experiment = experiment.with_values(results.cells[cell])
-    post = posterior_comparison(experiment, nonmated, faces)
-    if post is not None:
-        results.posterior = {**post, "cell": cell}
-
-
 def write_report(folder: str | Path, results: Results) -> None:
-    """(Re)draw figures and summary.md in a results folder from its metrics."""
+    """(Re)draw figures and summary.md in a results folder from what it stores."""
     folder = Path(folder)
-    attach_posterior(results)
     figures = draw_figures(folder, results)
     atomic_write_text(folder / "summary.md", summary_markdown(results, figures))

@@ -7,6 +7,7 @@ One run, one folder::
     metrics.parquet   one row per cell x replicate x group x metric
     summary.csv       per cell x group x metric: estimate and 95% interval
     summary.md        the readable summary, with the comparison against the reported figure
+    posterior.json    the reported figure against the calibration's posterior (when it applies)
     figures/          PNG figures (``lfrsim report`` redraws them from metrics.parquet)
     parts/            finished units while the run is going (removed at the end)
 
@@ -26,27 +27,46 @@ import platform
 import secrets
 import shutil
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
 
 from .config import ConfigError, Experiment
 from .metrics import summarise
+from .seeds import seed_layout
 
-if TYPE_CHECKING:
-    from .sweep import Unit
-
-RESULT_FILES = ("config.toml", "manifest.json", "metrics.parquet", "summary.csv", "summary.md")
+RESULT_FILES = ("config.toml", "manifest.json", "metrics.parquet", "summary.csv", "summary.md",
+                "posterior.json")
 ROW_COLUMNS = ("cell", "replicate", "group", "metric", "value")
 DEPENDENCIES = ("numpy", "scipy", "simpy", "pydantic", "pandas", "pyarrow", "matplotlib", "rich")
 
 
 class ResultsError(ValueError):
-    """A results folder that cannot be read, written or resumed."""
+    """A results folder that cannot be read, written or resumed.
+
+    ``setting`` names what to change where that is a run's setting (``"out"``, ``"resume"``);
+    the message then starts with it.
+    """
+
+    def __init__(self, message: str, setting: str | None = None):
+        self.setting = setting
+        super().__init__(message)
+
+
+class UnitOfWork(Protocol):
+    """What the writer needs to know of a unit of work (``sim.sweep.Unit`` is one)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def cells(self) -> tuple[int, ...]: ...
+    @property
+    def replicate(self) -> int: ...
 
 
 def atomic_write_bytes(path: Path, data: bytes) -> None:
@@ -167,9 +187,7 @@ class ResultsWriter:
     """
 
     def __init__(self, out: str | Path, experiment: Experiment, cells: list[dict[str, Any]],
-                 units: list[Unit], resume: bool):
-        from .sweep import seeds_for
-
+                 units: Sequence[UnitOfWork], resume: bool):
         self.out = Path(out)
         self.experiment = experiment
         self.cells = cells
@@ -180,7 +198,8 @@ class ResultsWriter:
         now = _now()
         self.manifest: dict[str, Any] = {
             "lfrsim": _versions().get("lfrsim"), "versions": _versions(), "git_commit": _git_commit(),
-            "platform": platform.platform(), "seeds": seeds_for(experiment),
+            "platform": platform.platform(),
+            "seeds": seed_layout(experiment.experiment.seed, experiment.experiment.replications),
             "started": now, "resumed": [], "finished": None, "status": "running",
             "cells": len(cells), "cells_done": 0, "units": len(units), "units_done": 0,
         }
@@ -202,25 +221,25 @@ class ResultsWriter:
             if previous is None:
                 with contextlib.suppress(OSError):
                     self._clear()
-            raise ResultsError(f"out: cannot write to {self.out}: {exc.strerror or exc}") from None
+            raise ResultsError(f"out: cannot write to {self.out}: {exc.strerror or exc}", "out") from None
 
     def _check_target(self, config: str, resume: bool) -> dict[str, Any] | None:
         """Refuse a target we must not touch; on resume, return the stored manifest (None: fresh)."""
         out = self.out
         if out.exists() and not out.is_dir():
-            raise ResultsError(f"out: {out} exists and is not a folder")
+            raise ResultsError(f"out: {out} exists and is not a folder", "out")
         if not _writable(out):
-            raise ResultsError(f"out: cannot write to {out}: permission denied")
+            raise ResultsError(f"out: cannot write to {out}: permission denied", "out")
         empty = not out.exists() or not any(out.iterdir())
         if empty:
             return None
         if not is_results_folder(out):
-            raise ResultsError(f"out: {out} is not empty and is not a results folder; choose another --out")
+            raise ResultsError(f"out: {out} is not empty and is not a results folder; choose another", "out")
         if not resume:
             return None
         if (out / "config.toml").read_text() != config:
-            raise ResultsError(f"--resume: {out}/config.toml differs from this experiment; "
-                               "resume with the same file, --seed and --replications")
+            raise ResultsError(f"resume: {out}/config.toml differs from this experiment; "
+                               "resume with the same file, seed and replications", "resume")
         return json.loads((out / "manifest.json").read_text())
 
     def _clear(self) -> None:
@@ -275,7 +294,7 @@ class ResultsWriter:
                 done[str(name)] = frame.to_dict("records")
         return done
 
-    def write_unit(self, unit: Unit, rows: list[dict[str, Any]]) -> None:
+    def write_unit(self, unit: UnitOfWork, rows: list[dict[str, Any]]) -> None:
         """Store one finished unit atomically, then count it in the manifest."""
         frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
         atomic_write_bytes(self.parts / f"{unit.name}.parquet", parquet_bytes(frame))
@@ -287,15 +306,20 @@ class ResultsWriter:
         self.manifest["status"] = "interrupted"
         self._write_manifest()
 
-    def finish(self, results: Results) -> None:
-        """Write metrics, summary and report, then drop ``parts/`` (metrics now hold every unit)."""
-        from .report import write_report
-
+    def write_outputs(self, results: Results) -> None:
+        """Write metrics, summary and the posterior comparison (the report is drawn from them)."""
         out = self.out
         atomic_write_bytes(out / "metrics.parquet", parquet_bytes(results.metrics))
         atomic_write_text(out / "summary.csv", results.summary.to_csv(index=False))
+        posterior = out / "posterior.json"
+        if results.posterior is not None:
+            atomic_write_text(posterior, json.dumps(results.posterior, indent=2) + "\n")
+        else:
+            posterior.unlink(missing_ok=True)
         results.path = out
-        write_report(out, results)
+
+    def complete(self) -> None:
+        """Mark the run complete and drop ``parts/`` (metrics now hold every unit)."""
         self._done = {u.name for u in self.units}
         self.manifest.update(status="complete", finished=_now())
         self._write_manifest()
@@ -325,14 +349,18 @@ def read_results(folder: str | Path) -> Results:
     absent = [c for c in ROW_COLUMNS if c not in metrics.columns]
     if absent:
         raise ResultsError(f"{folder}/metrics.parquet: not lfrsim metrics (no column {absent[0]!r})")
-    from .sweep import expand_cells
-
-    cells = expand_cells(experiment.sweep)
+    cells = experiment.sweep.cells()
     try:
         summary = summarise(metrics, cells)
     except (KeyError, IndexError, TypeError, ValueError) as exc:
         raise ResultsError(f"{folder}/metrics.parquet: does not match config.toml ({exc})") from None
-    return Results(experiment, cells, metrics, summary, folder)
+    posterior = None
+    if (folder / "posterior.json").is_file():
+        try:
+            posterior = json.loads((folder / "posterior.json").read_text())
+        except (OSError, ValueError) as exc:
+            raise ResultsError(f"{folder}/posterior.json: cannot read: {exc}") from None
+    return Results(experiment, cells, metrics, summary, folder, posterior)
 
 
 def differences(stored: pd.DataFrame, fresh: pd.DataFrame) -> pd.DataFrame:

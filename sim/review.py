@@ -87,11 +87,6 @@ class ReviewResult:
     def officer_busy_seconds(self) -> float:
         return float(self.officer_seconds.sum())
 
-    @property
-    def wait_seconds(self) -> np.ndarray:
-        """Alert to engagement, per alert (nan if never engaged)."""
-        return self.to_engagement
-
 
 def gamma_quantile(mean: float, cv: float, u: np.ndarray) -> np.ndarray:
     """Gamma-distributed durations with this mean and coefficient of variation, at quantiles ``u``.

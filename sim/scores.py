@@ -31,8 +31,7 @@ from typing import Protocol
 import numpy as np
 from scipy import special
 
-SEXES = ("female", "male")
-ETHNICITIES = ("asian", "black", "mixed", "white", "other")
+from .groups import DEFAULT_GROUPS, Group
 
 
 def _norm_pdf(z):
@@ -49,21 +48,6 @@ def to_latent(score: np.ndarray | float) -> np.ndarray:
 def to_vendor(latent: np.ndarray | float) -> np.ndarray:
     """Latent score back to the vendor's [0, 1] scale."""
     return special.expit(np.asarray(latent, dtype=float))
-
-
-@dataclass(frozen=True)
-class Group:
-    """A demographic group of passers and of watchlist entries."""
-
-    sex: str
-    ethnicity: str
-
-    @property
-    def name(self) -> str:
-        return f"{self.sex}_{self.ethnicity}"
-
-
-DEFAULT_GROUPS: tuple[Group, ...] = tuple(Group(s, e) for s in SEXES for e in ETHNICITIES)
 
 
 class Noise(Protocol):

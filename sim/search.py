@@ -42,8 +42,21 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from .scores import ScoreModel, to_latent
-from .watchlist import Watchlist
+from .config import Crowd, Experiment
+from .crowd import (
+    CrowdCounts,
+    Site,
+    arrival_seconds,
+    draw_crowd,
+    frames_distribution,
+    realise_programme,
+    watchlist_group_shares,
+    watchlisted_probability,
+)
+from .groups import default_groups
+from .scores import ScoreModel, effective_looks, score_model, to_latent
+from .seeds import STAGE_CROWD, STAGE_PROGRAMME, STAGE_WATCHLIST, stream
+from .watchlist import Watchlist, draw_watchlist
 
 HAZARD_HIGH = 50.0     # P(best < x) <= exp(-50) below the grid: treated as certain
 HAZARD_LOW = 1e-30     # grid ends where the hazard falls below this; beyond it, log-linear tail
@@ -51,13 +64,17 @@ PROBE_SPAN_SD = 8.0
 LATENT_TOP = 13.8      # logit(0.999999)
 
 
-@dataclass(frozen=True)
+@dataclass(eq=False)
 class SearchTable:
     """Tabulated best-impostor hazards for one score model and one watchlist.
 
     Grid point ``j`` is the latent score ``x0 + j * step``; ``log_hazard[g, j]`` is
     ``log H_g`` there for a probe with zero probe effect. Probe effects are ``offsets * step``
     with probabilities ``weights``. ``floor_index`` is the grid point of the search floor.
+
+    ``build_search_table`` makes it and nothing changes its tabulated arrays afterwards; it is not
+    frozen because it memoises what it derives from them (exceedance curves per number of looks,
+    the inverse-cdf tables of its draws) in its two caches.
     """
 
     model: ScoreModel
@@ -447,3 +464,115 @@ def brute_force_best_impostor(model: ScoreModel, entry_groups: np.ndarray, entry
         for _ in range(looks):
             best[i] = max(best[i], float(np.max(mean + model.noise.rvs(rng, len(mean)))))
     return best
+
+
+# -- the search stage of one replicate ----------------------------------------------------------
+
+@dataclass(frozen=True)
+class Candidates:
+    """Passers of one deployment whose best candidate clears the search floor, in arrival order."""
+
+    group: np.ndarray
+    mated: np.ndarray          # the passer is on the watchlist
+    true_match: np.ndarray     # the best candidate is the passer's own entry
+    best: np.ndarray           # latent score of the best candidate
+    seconds: np.ndarray        # arrival, seconds from the deployment's start
+
+
+@dataclass(frozen=True)
+class SearchSetup:
+    """What a replicate fixes before any passer: its sites, score model, watchlist and hazard table."""
+
+    sites: list[Site]
+    model: ScoreModel
+    watchlist: Watchlist
+    table: SearchTable
+    frames: tuple[np.ndarray, np.ndarray]
+    watchlisted_probability: np.ndarray     # P(a passer of each group is on the watchlist)
+
+
+@dataclass
+class Search:
+    """One replicate's search stage: the crowd, as counts, and the passers who may alert."""
+
+    setup: SearchSetup
+    passers: np.ndarray
+    faces: np.ndarray
+    watchlisted: np.ndarray
+    nonmated_cells: dict[float, np.ndarray]     # looks -> non-watchlisted passers per group
+    mated_cells: dict[float, np.ndarray]        # looks -> watchlisted passers per group
+    candidates: list[tuple[Site, Candidates]]
+
+
+def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchSetup:
+    """Draw the replicate's programme and watchlist and tabulate the search's hazard."""
+    groups = default_groups()
+    model = score_model(experiment.matcher.scores, groups)
+    sites = realise_programme(experiment.programme, stream(seed, replicate, 0, STAGE_PROGRAMME))
+    wl_shares = watchlist_group_shares(experiment.watchlist.female_share,
+                                       experiment.watchlist.ethnicity_shares, groups)
+    watchlist = draw_watchlist(experiment.watchlist.size, wl_shares, model.entry_effects,
+                               stream(seed, replicate, 0, STAGE_WATCHLIST))
+    table = build_search_table(model, watchlist, float(to_latent(experiment.matcher.score_floor)))
+    pi = watchlisted_probability(experiment.crowd, groups, experiment.watchlist.size, wl_shares)
+    return SearchSetup(sites, model, watchlist, table, frames_distribution(experiment.crowd), pi)
+
+
+def search_deployment(site: Site, setup: SearchSetup, crowd_settings: Crowd, rng: np.random.Generator
+                      ) -> tuple[CrowdCounts, np.ndarray, np.ndarray, Candidates]:
+    """One deployment's crowd and its candidates, every draw from ``rng``.
+
+    Returns the crowd (as counts), the looks of its count columns, the looks of its watchlisted
+    passers, and the candidates: non-watchlisted passers who clear the floor (drawn as binomial
+    counts per (group, looks) cell, then their best scores) and watchlisted passers whose best of
+    genuine and impostor scores does.
+    """
+    table, model = setup.table, setup.model
+    shares = site.group_shares(model.groups, crowd_settings.female_share)
+    crowd = draw_crowd(site, shares, setup.watchlisted_probability, setup.frames, rng)
+    looks = effective_looks(crowd.frames, crowd_settings.frame_correlation)
+    q = np.stack([table.floor_exceedance(k) for k in looks], axis=1)       # (G, M)
+    exceeders = rng.binomial(crowd.nonmated, q)
+    cells = [(int(g), float(looks[m]), int(exceeders[g, m]))
+             for g, m in zip(*np.nonzero(exceeders), strict=True)]
+    nm_group, _, nm_best = table.draw_exceeder_cells(cells, rng)
+    m_looks = effective_looks(crowd.mated_frames, crowd_settings.frame_correlation)
+    genuine = model.genuine_rvs(crowd.mated_group, m_looks, rng)
+    impostor = table.draw_best_impostor(crowd.mated_group, m_looks, rng)
+    m_best = np.maximum(genuine, impostor)
+    keep = m_best >= table.floor
+    group = np.concatenate([nm_group, crowd.mated_group[keep]]).astype(np.int64)
+    mated = np.concatenate([np.zeros(len(nm_group), bool), np.ones(int(keep.sum()), bool)])
+    true_match = np.concatenate([np.zeros(len(nm_group), bool), (genuine >= impostor)[keep]])
+    scores = np.concatenate([nm_best, m_best[keep]])
+    seconds = arrival_seconds(site, len(group), rng)
+    order = np.argsort(seconds, kind="stable")
+    return crowd, looks, m_looks, Candidates(group[order], mated[order], true_match[order], scores[order],
+                                             seconds[order])
+
+
+def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: int, seed: int) -> Search:
+    """Every deployment's crowd and the best scores of the passers who clear the floor.
+
+    Deployment ``d`` draws from ``stream(seed, replicate, d, STAGE_CROWD)`` (``sim.seeds``).
+    """
+    n_groups = len(setup.model.groups)
+    passers = np.zeros(n_groups, np.int64)
+    faces = np.zeros(n_groups, np.int64)
+    watchlisted = np.zeros(n_groups, np.int64)
+    nonmated_cells: dict[float, np.ndarray] = {}
+    mated_cells: dict[float, np.ndarray] = {}
+    searched = []
+    for site in setup.sites:
+        rng = stream(seed, replicate, site.index, STAGE_CROWD)
+        crowd, looks, m_looks, cands = search_deployment(site, setup, experiment.crowd, rng)
+        passers += crowd.passers
+        faces += crowd.faces(experiment.crowd.count_faces_as)
+        watchlisted += crowd.watchlisted()
+        for m, k in enumerate(looks):
+            nonmated_cells.setdefault(float(k), np.zeros(n_groups, np.int64))
+            nonmated_cells[float(k)] += crowd.nonmated[:, m]
+        for g, k in zip(crowd.mated_group, m_looks, strict=True):
+            mated_cells.setdefault(float(k), np.zeros(n_groups, np.int64))[g] += 1
+        searched.append((site, cands))
+    return Search(setup, passers, faces, watchlisted, nonmated_cells, mated_cells, searched)

@@ -17,58 +17,40 @@ interrupted and resumed gives the same numbers as one that was not.
 
 Executors share one small interface (``run(units)`` yields ``(unit, rows)`` as units finish):
 serial (in this process), local processes (the default), or an existing Dask distributed
-cluster (``--scheduler tcp://HOST:PORT``). Nothing needs a server to run.
+cluster (``scheduler = "tcp://HOST:PORT"``). Nothing needs a server to run. This module plans and
+computes; it never touches files (``sim.results`` does, and ``sim.pipeline`` joins the two).
 """
 
 from __future__ import annotations
 
-import itertools
 import os
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-import numpy as np
-
-from .config import Experiment, Range, Sweep, from_dict
-
-if TYPE_CHECKING:
-    from .results import Results
+from .config import Experiment
+from .metrics import unit_rows
+from .replicate import simulate_replicate
 
 THRESHOLD = "matcher.threshold"
 
 Rows = list[dict[str, Any]]
-# progress(cell-replicates done, cell-replicates in the run)
-ProgressCallback = Callable[[int, int], None]
 
 
 class ExecutorError(RuntimeError):
-    """An executor that cannot start (no Dask, no scheduler at the address, bad worker count)."""
+    """An executor that cannot start (no Dask, no scheduler at the address, bad worker count).
 
-
-def expand_cells(sweep: Sweep) -> list[dict[str, Any]]:
-    """The sweep's cells in a fixed order: each a {dotted path: value} dict.
-
-    ``product`` varies the last path fastest (like nested loops in the order written); ``zip``
-    pairs the i-th values of every path and needs lists of equal length. No sweep is one cell.
+    ``setting`` names what to change (``"scheduler"``, ``"workers"``); the message starts with it.
     """
-    if not sweep.parameters:
-        return [{}]
-    paths = list(sweep.parameters)
-    values = [v.values() if isinstance(v, Range) else list(v) for v in sweep.parameters.values()]
-    if sweep.mode == "zip":
-        lengths = {len(v) for v in values}
-        if len(lengths) > 1:
-            raise ValueError(f"mode 'zip' needs lists of equal length, got lengths {sorted(lengths)}")
-        combos: Iterable[tuple[Any, ...]] = zip(*values, strict=True)
-    else:
-        combos = itertools.product(*values)
-    return [dict(zip(paths, combo, strict=True)) for combo in combos]
+
+    def __init__(self, setting: str, detail: str):
+        self.setting = setting
+        self.detail = detail
+        super().__init__(f"{setting}: {detail}")
 
 
 @dataclass(frozen=True)
@@ -91,7 +73,7 @@ class Unit:
 
 def plan(experiment: Experiment) -> tuple[list[dict[str, Any]], list[Unit]]:
     """The cells of an experiment and the units of work that compute them, in a fixed order."""
-    cells = expand_cells(experiment.sweep)
+    cells = experiment.sweep.cells()
     groups: dict[str, list[int]] = {}
     for i, cell in enumerate(cells):
         key = repr(sorted((k, v) for k, v in cell.items() if k != THRESHOLD))
@@ -115,14 +97,11 @@ def plan(experiment: Experiment) -> tuple[list[dict[str, Any]], list[Unit]]:
 
 def run_unit(unit: Unit) -> Rows:
     """Compute one unit: tidy rows (cell, replicate, group, metric, value). Pure and picklable."""
-    from .metrics import unit_rows
-    from .run import simulate_replicate
-
     experiment = Experiment.from_toml(unit.config)
     results = simulate_replicate(experiment, unit.replicate, sorted(set(unit.thresholds)), seed=unit.seed)
     rows: Rows = []
     for cell, threshold in zip(unit.cells, unit.thresholds, strict=True):
-        rows.extend(unit_rows(cell, unit.replicate, results[threshold], experiment))
+        rows.extend(unit_rows(cell, unit.replicate, results[threshold]))
     return rows
 
 
@@ -199,11 +178,11 @@ class DaskExecutor(Executor):
         try:
             from dask.distributed import Client
         except ImportError:
-            raise ExecutorError("--scheduler: needs Dask distributed: pip install 'lfrsim[dask]'") from None
+            raise ExecutorError("scheduler", "needs Dask distributed: pip install 'lfrsim[dask]'") from None
         try:
             self.client = Client(address, timeout=f"{timeout_seconds}s")
         except (OSError, TimeoutError, ValueError) as exc:
-            raise ExecutorError(f"--scheduler: cannot reach a Dask scheduler at {address}: {exc}") from None
+            raise ExecutorError("scheduler", f"cannot reach a Dask scheduler at {address}: {exc}") from None
 
     def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
         from dask.distributed import as_completed
@@ -226,77 +205,7 @@ def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:
     if scheduler:
         return DaskExecutor(scheduler)
     if workers < 1:
-        raise ExecutorError(f"--workers: must be >= 1, got {workers}")
+        raise ExecutorError("workers", f"must be >= 1, got {workers}")
     if workers == 1:
         return SerialExecutor()
     return ProcessExecutor(workers)
-
-
-# -- running an experiment -------------------------------------------------------------------
-
-def with_overrides(experiment: Experiment, replications: int | None = None,
-                   seed: int | None = None) -> Experiment:
-    """The experiment with its replications and root seed replaced (validated again)."""
-    update: dict[str, Any] = {}
-    if replications is not None:
-        update["replications"] = int(replications)
-    if seed is not None:
-        update["seed"] = int(seed)
-    if not update:
-        return experiment
-    data = experiment.to_dict()
-    data["experiment"].update(update)
-    return from_dict(data)
-
-
-def run_experiment(experiment: Experiment, replications: int | None = None, seed: int | None = None,
-                   workers: int = 1, out: str | Path | None = None, scheduler: str | None = None,
-                   resume: bool = False, progress: ProgressCallback | None = None) -> Results:
-    """Run every unit of an experiment and return its ``Results`` (written to ``out`` if given).
-
-    With ``out``, each unit is written to ``out/parts/`` as it finishes; ``resume`` keeps the
-    units already there and runs only the others. ``progress`` is told the cell-replicates done
-    and in total, first before anything runs and then after each unit.
-    """
-    from .results import Results, ResultsWriter
-
-    experiment = with_overrides(experiment, replications, seed)
-    cells, units = plan(experiment)
-    writer = ResultsWriter(out, experiment, cells, units, resume=resume) if out is not None else None
-    done_rows: dict[str, Rows] = writer.completed() if writer is not None else {}
-    todo = [u for u in units if u.name not in done_rows]
-    total = sum(len(u.cells) for u in units)
-    finished = total - sum(len(u.cells) for u in todo)
-    if progress:
-        progress(finished, total)
-    executor = make_executor(workers, scheduler)
-    cancel = True
-    try:
-        for unit, rows in executor.run(todo):
-            done_rows[unit.name] = rows
-            if writer is not None:
-                writer.write_unit(unit, rows)
-            finished += len(unit.cells)
-            if progress:
-                progress(finished, total)
-        cancel = False
-    except KeyboardInterrupt:
-        if writer is not None:
-            writer.interrupted()
-        raise
-    finally:
-        executor.close(cancel=cancel)
-    ordered = [row for u in units for row in done_rows[u.name]]
-    results = Results.from_rows(experiment, cells, ordered)
-    if writer is not None:
-        writer.finish(results)
-    return results
-
-
-def seeds_for(experiment: Experiment) -> dict[str, Any]:
-    """The seed layout, for the manifest."""
-    return {"root": experiment.experiment.seed, "replications": experiment.experiment.replications,
-            "streams": "SeedSequence(root, spawn_key=(replicate, deployment, stage)); stages: "
-                       "0 programme, 1 watchlist, 2 crowd and search, 3 review; the same for every cell "
-                       "(common random numbers)",
-            "numpy": np.__version__}

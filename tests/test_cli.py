@@ -17,8 +17,8 @@ import pytest
 
 from sim.cli import _ProgressBar, main
 from sim.config import from_dict, load_experiment
+from sim.pipeline import run_experiment
 from sim.results import parquet_bytes
-from sim.sweep import run_experiment
 
 TINY = """
 [experiment]
@@ -168,7 +168,7 @@ def test_out_without_write_permission_is_one_line_and_writes_nothing(tiny_file, 
         done = subprocess.run([*_without_privilege(), *command], capture_output=True, text=True, timeout=300)
         assert done.returncode == 2, done.stderr
         lines = done.stderr.strip().splitlines()
-        assert len(lines) == 1 and lines[0].startswith("error: out: cannot write"), done.stderr
+        assert len(lines) == 1 and lines[0].startswith("error: --out: cannot write"), done.stderr
         assert list(locked.iterdir()) == []
     finally:
         locked.chmod(0o755)

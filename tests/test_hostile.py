@@ -27,8 +27,8 @@ import sim.report
 import sim.results
 from sim.cli import main
 from sim.config import ScoreParameters, from_dict
-from sim.crowd import default_groups
-from sim.run import simulate_replicate
+from sim.groups import default_groups
+from sim.replicate import simulate_replicate
 from sim.scores import score_model, to_latent
 from sim.search import build_search_table
 from sim.watchlist import Watchlist

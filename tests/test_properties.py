@@ -7,12 +7,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.config import ETHNICITIES, from_dict
-from sim.crowd import default_groups, realise_programme, watchlist_group_shares
+from sim.config import from_dict
+from sim.crowd import realise_programme, watchlist_group_shares
+from sim.groups import ETHNICITIES, default_groups
 from sim.metrics import unit_rows
-from sim.run import COUNT_METRICS, simulate_replicate, stream
+from sim.replicate import COUNT_METRICS, simulate_replicate
 from sim.scores import score_model, to_latent
 from sim.search import build_search_table
+from sim.seeds import stream
 from sim.testing.strategies import ethnicity_shares, experiments, score_models
 from sim.watchlist import Watchlist
 
@@ -86,7 +88,7 @@ def test_every_passer_counted_once_and_every_alert_ends_once(experiment, ts):
         engaged = c["arrests"] + c["other_disposals"] + c["no_action"] + c["wrongful_stops"]
         np.testing.assert_array_equal(c["engagements"], engaged + c["wrongful_arrests"])
         # the programme total is the sum over groups, each group once
-        rows = unit_rows(0, 0, out[t], experiment)
+        rows = unit_rows(0, 0, out[t])
         total = {r["metric"]: r["value"] for r in rows if r["group"] == "all"}
         for metric in COUNT_METRICS:
             assert total[metric] == float(c[metric].sum())

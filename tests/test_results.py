@@ -14,8 +14,8 @@ from scipy import stats
 import sim
 from sim.config import Experiment, from_dict, load_experiment
 from sim.metrics import clopper_pearson
+from sim.pipeline import run_experiment
 from sim.results import Results, ResultsError, differences, is_results_folder, parquet_bytes, read_results
-from sim.sweep import run_experiment
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_COLUMNS = ["cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates"]
@@ -138,8 +138,6 @@ def test_read_results_gives_back_the_stored_metrics(finished):
 # -- public API ----------------------------------------------------------------------------------
 
 def test_sim_run_returns_results_with_a_summary_frame():
-    import sim.run  # noqa: F401 - importing the module must not hide the function
-
     results = sim.run(tiny(1), replications=1, seed=3)
     assert callable(sim.run)
     assert isinstance(results.summary, pd.DataFrame)
@@ -234,7 +232,7 @@ def test_resume_with_another_seed_is_refused(tmp_path):
     with pytest.raises(KeyboardInterrupt):
         run_experiment(tiny(), out=out, progress=StopAfter(1))
     before = sorted(p.name for p in out.rglob("*"))
-    with pytest.raises(ResultsError, match="--resume: .*differs"):
+    with pytest.raises(ResultsError, match="resume: .*differs"):
         run_experiment(tiny(), seed=6, out=out, resume=True)
     assert sorted(p.name for p in out.rglob("*")) == before
 

@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 from scipy import stats
 
 from sim.config import Review, from_dict
+from sim.replicate import simulate_replicate
 from sim.review import (
     ARREST,
     ENGAGED,
@@ -27,7 +28,6 @@ from sim.review import (
     confirm_probability,
     review_alerts,
 )
-from sim.run import simulate_replicate
 
 DAY = 6 * 3600.0
 unit = st.floats(0.0, 1.0, exclude_max=True, allow_nan=False)

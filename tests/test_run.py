@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from sim.config import from_dict
-from sim.run import simulate_replicate
+from sim.replicate import simulate_replicate
 
 
 def small_experiment(**overrides):

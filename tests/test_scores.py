@@ -7,7 +7,7 @@ import pytest
 from scipy import stats
 
 from sim.config import ScoreParameters
-from sim.crowd import default_groups
+from sim.groups import default_groups
 from sim.scores import GaussianNoise, ParetoTailNoise, score_model, to_latent, to_vendor
 
 NOISES = [GaussianNoise(0.25), ParetoTailNoise(0.25, 2.0, 0.2), ParetoTailNoise(0.3, 1.5, 0.0)]

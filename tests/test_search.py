@@ -13,7 +13,8 @@ from scipy import stats
 
 from sim.calibrate import expected_watchlist
 from sim.config import ScoreParameters
-from sim.crowd import default_groups, watchlist_group_shares
+from sim.crowd import watchlist_group_shares
+from sim.groups import default_groups
 from sim.scores import score_model, to_latent
 from sim.search import brute_force_best_impostor, build_search_table, fpir, log_fpir, sel, tpir
 from sim.watchlist import Watchlist

@@ -9,8 +9,7 @@ from hypothesis import strategies as st
 
 from sim import data as shipped
 from sim.config import Deployment, Experiment, ScoreParameters, Sweep, Watchlist
-from sim.run import simulate_replicate
-from sim.sweep import expand_cells
+from sim.replicate import simulate_replicate
 from sim.testing import strategies as S
 
 FEW = settings(max_examples=20, deadline=None)
@@ -44,7 +43,7 @@ def test_pins_are_honoured(experiment):
 @given(S.experiments(threshold=st.sampled_from([0.6, 0.64]), score_floor=0.55, sweep=S.sweeps()))
 def test_pins_take_strategies_and_sweeps_resolve_the_floor(experiment):
     assert experiment.matcher.threshold in (0.6, 0.64) and experiment.matcher.score_floor == 0.55
-    assert 1 <= len(expand_cells(experiment.sweep)) <= 6
+    assert 1 <= len(experiment.sweep.cells()) <= 6
 
 
 @FEW

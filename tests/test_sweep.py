@@ -11,14 +11,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from sim.config import ConfigError, Range, Sweep, from_dict
-from sim.sweep import (
-    ProcessExecutor,
-    SerialExecutor,
-    expand_cells,
-    plan,
-    run_experiment,
-    run_unit,
-)
+from sim.pipeline import run_experiment
+from sim.sweep import ProcessExecutor, SerialExecutor, plan, run_unit
 
 
 def tiny(sweep: dict | None = None, replications: int = 2, **sections) -> dict:
@@ -49,7 +43,7 @@ paths = st.lists(st.sampled_from(["a.x", "b.y", "c.z", "d.w"]), min_size=1, max_
                                                                    max_size=len(ps)))))
 def test_product_is_every_combination_once_last_path_fastest(spec):
     names, lists = spec
-    cells = expand_cells(Sweep(mode="product", parameters=dict(zip(names, lists, strict=True))))
+    cells = Sweep(mode="product", parameters=dict(zip(names, lists, strict=True))).cells()
     assert len(cells) == math.prod(len(v) for v in lists)
     expected = [dict(zip(names, combo, strict=True)) for combo in itertools.product(*lists)]
     assert cells == expected
@@ -58,7 +52,7 @@ def test_product_is_every_combination_once_last_path_fastest(spec):
 @given(paths, st.integers(1, 5), st.data())
 def test_zip_pairs_the_ith_values(names, length, data):
     lists = [data.draw(st.lists(st.integers(), min_size=length, max_size=length)) for _ in names]
-    cells = expand_cells(Sweep(mode="zip", parameters=dict(zip(names, lists, strict=True))))
+    cells = Sweep(mode="zip", parameters=dict(zip(names, lists, strict=True))).cells()
     assert len(cells) == length
     for i, cell in enumerate(cells):
         assert cell == {n: v[i] for n, v in zip(names, lists, strict=True)}
@@ -66,7 +60,7 @@ def test_zip_pairs_the_ith_values(names, length, data):
 
 def test_zip_of_unequal_lengths_is_refused():
     with pytest.raises(ValueError, match="equal length"):
-        expand_cells(Sweep(mode="zip", parameters={"a.x": [1, 2], "b.y": [1, 2, 3]}))
+        Sweep(mode="zip", parameters={"a.x": [1, 2], "b.y": [1, 2, 3]}).cells()
 
 
 @given(st.floats(-10, 10), st.floats(0, 5), st.floats(1e-3, 1.0))
@@ -86,7 +80,7 @@ def test_threshold_range_050_to_070_by_0005_has_41_exact_values():
 
 
 def test_no_sweep_is_one_cell():
-    assert expand_cells(Sweep()) == [{}]
+    assert Sweep().cells() == [{}]
 
 
 # -- validation: one line naming the field ---------------------------------------------------
@@ -221,7 +215,7 @@ def test_no_scheduler_at_the_address_is_one_clear_error():
     pytest.importorskip("dask.distributed")
     from sim.sweep import DaskExecutor, ExecutorError
 
-    with pytest.raises(ExecutorError, match="--scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:9"):
+    with pytest.raises(ExecutorError, match="scheduler: cannot reach a Dask scheduler at tcp://127.0.0.1:9"):
         DaskExecutor("tcp://127.0.0.1:9", timeout_seconds=1.0)
 
 

@@ -21,7 +21,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-ETHNICITIES = ("asian", "black", "mixed", "white", "other")
+from ..groups import ETHNICITIES
 
 
 def path(name: str) -> Path:
@@ -76,11 +76,6 @@ def london_shares() -> dict[str, float]:
     """Census ethnic shares of all London residents."""
     totals = {e: sum(b[e] for b in census()[1].values()) for e in ETHNICITIES}
     return _shares(totals)
-
-
-def place_shares(place: str) -> dict[str, float]:
-    """Shares for a ward code or a borough name."""
-    return ward_shares(place) if has_ward(place) else borough_shares(place)
 
 
 @cache

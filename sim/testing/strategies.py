@@ -4,7 +4,7 @@ A test suite that builds on lfrsim states a property once and lets hypothesis fi
 configuration that breaks it::
 
     from hypothesis import given, settings
-    from sim.run import simulate_replicate
+    from sim.replicate import simulate_replicate
     from sim.testing.strategies import experiments
 
     @settings(max_examples=20, deadline=None)

@@ -13,21 +13,10 @@ candidate whose best score is at or above T, so raising T can only remove alerts
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 
 import numpy as np
 
 from .config import Experiment
-from .crowd import (
-    Site,
-    arrival_seconds,
-    default_groups,
-    draw_crowd,
-    frames_distribution,
-    realise_programme,
-    watchlist_group_shares,
-    watchlisted_probability,
-)
 from .review import (
     ARREST,
     ENGAGED,
@@ -42,11 +31,9 @@ from .review import (
     ReviewResult,
     review_alerts,
 )
-from .scores import ScoreModel, effective_looks, score_model, to_latent, to_vendor
-from .search import SearchTable, build_search_table
-from .watchlist import Watchlist, draw_watchlist
-
-STAGE_PROGRAMME, STAGE_WATCHLIST, STAGE_CROWD, STAGE_REVIEW = range(4)
+from .scores import to_latent, to_vendor
+from .search import SearchTable, prepare_search, search_deployments
+from .seeds import STAGE_REVIEW, stream
 
 COUNT_METRICS = (
     "passers", "faces", "watchlisted_passers", "nonmated_passers", "alerts", "true_alerts",
@@ -67,114 +54,10 @@ RATE_METRICS = {
 PROGRAMME_METRICS = ("deployments", "officer_utilisation", "operator_utilisation",
                      "mean_seconds_to_engagement", "implied_threshold",
                      "mean_operator_wait_seconds", "mean_officer_wait_seconds")
-
-
-def stream(seed: int, *key: int) -> np.random.Generator:
-    """The random stream of one (replicate, deployment, stage) under the root seed."""
-    return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=key)))
-
-
-@dataclass(frozen=True)
-class Candidates:
-    """Passers of one deployment whose best candidate clears the search floor."""
-
-    group: np.ndarray
-    mated: np.ndarray          # the passer is on the watchlist
-    true_match: np.ndarray
-    best: np.ndarray           # latent score of the best candidate
-    seconds: np.ndarray
-    uniforms: np.ndarray
-
-
-def _search_deployment(site: Site, table: SearchTable, model: ScoreModel, experiment: Experiment,
-                       shares: np.ndarray, watchlisted: np.ndarray, frames, seed: int, replicate: int):
-    crowd_rng = stream(seed, replicate, site.index, STAGE_CROWD)
-    crowd = draw_crowd(site, shares, watchlisted, frames, crowd_rng)
-    looks = effective_looks(crowd.frames, experiment.crowd.frame_correlation)
-    q = np.stack([table.floor_exceedance(k) for k in looks], axis=1)       # (G, M)
-    exceeders = crowd_rng.binomial(crowd.nonmated, q)
-    cells = [(int(g), float(looks[m]), int(exceeders[g, m]))
-             for g, m in zip(*np.nonzero(exceeders), strict=True)]
-    nm_group, _, nm_best = table.draw_exceeder_cells(cells, crowd_rng)
-    m_looks = effective_looks(crowd.mated_frames, experiment.crowd.frame_correlation)
-    genuine = model.genuine_rvs(crowd.mated_group, m_looks, crowd_rng)
-    impostor = table.draw_best_impostor(crowd.mated_group, m_looks, crowd_rng)
-    m_best = np.maximum(genuine, impostor)
-    keep = m_best >= table.floor
-    group = np.concatenate([nm_group, crowd.mated_group[keep]]).astype(np.int64)
-    mated = np.concatenate([np.zeros(len(nm_group), bool), np.ones(int(keep.sum()), bool)])
-    true_match = np.concatenate([np.zeros(len(nm_group), bool), (genuine >= impostor)[keep]])
-    scores = np.concatenate([nm_best, m_best[keep]])
-    seconds = arrival_seconds(site, len(group), crowd_rng)
-    order = np.argsort(seconds, kind="stable")
-    uniforms = stream(seed, replicate, site.index, STAGE_REVIEW).random((len(group), UNIFORMS_PER_ALERT))
-    cands = Candidates(group[order], mated[order], true_match[order], scores[order], seconds[order], uniforms)
-    return crowd, looks, m_looks, cands
-
-
-@dataclass(frozen=True)
-class SearchSetup:
-    """What a replicate fixes before any passer: its sites, score model, watchlist and hazard table."""
-
-    sites: list[Site]
-    model: ScoreModel
-    watchlist: Watchlist
-    table: SearchTable
-    frames: tuple[np.ndarray, np.ndarray]
-    watchlisted_probability: np.ndarray     # P(a passer of each group is on the watchlist)
-
-
-@dataclass
-class Search:
-    """One replicate's search stage: the crowd, as counts, and the passers who may alert."""
-
-    setup: SearchSetup
-    passers: np.ndarray
-    faces: np.ndarray
-    watchlisted: np.ndarray
-    nonmated_cells: dict[float, np.ndarray]     # looks -> non-watchlisted passers per group
-    mated_cells: dict[float, np.ndarray]        # looks -> watchlisted passers per group
-    candidates: list[tuple[Site, Candidates]]
-
-
-def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchSetup:
-    """Draw the replicate's programme and watchlist and tabulate the search's hazard."""
-    groups = default_groups()
-    model = score_model(experiment.matcher.scores, groups)
-    sites = realise_programme(experiment.programme, stream(seed, replicate, 0, STAGE_PROGRAMME))
-    wl_shares = watchlist_group_shares(experiment.watchlist.female_share,
-                                       experiment.watchlist.ethnicity_shares, groups)
-    watchlist = draw_watchlist(experiment.watchlist.size, wl_shares, model.entry_effects,
-                               stream(seed, replicate, 0, STAGE_WATCHLIST))
-    table = build_search_table(model, watchlist, float(to_latent(experiment.matcher.score_floor)))
-    pi = watchlisted_probability(experiment.crowd, groups, experiment.watchlist.size, wl_shares)
-    return SearchSetup(sites, model, watchlist, table, frames_distribution(experiment.crowd), pi)
-
-
-def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: int, seed: int) -> Search:
-    """Every deployment's crowd and the best scores of the passers who clear the floor."""
-    n_groups = len(setup.model.groups)
-    passers = np.zeros(n_groups, np.int64)
-    faces = np.zeros(n_groups, np.int64)
-    watchlisted = np.zeros(n_groups, np.int64)
-    nonmated_cells: dict[float, np.ndarray] = {}
-    mated_cells: dict[float, np.ndarray] = {}
-    searched = []
-    for site in setup.sites:
-        shares = site.group_shares(setup.model.groups, experiment.crowd.female_share)
-        crowd, looks, m_looks, cands = _search_deployment(site, setup.table, setup.model, experiment, shares,
-                                                          setup.watchlisted_probability, setup.frames,
-                                                          seed, replicate)
-        passers += crowd.passers
-        faces += crowd.faces(experiment.crowd.count_faces_as)
-        watchlisted += crowd.watchlisted()
-        for m, k in enumerate(looks):
-            nonmated_cells.setdefault(float(k), np.zeros(n_groups, np.int64))
-            nonmated_cells[float(k)] += crowd.nonmated[:, m]
-        for g, k in zip(crowd.mated_group, m_looks, strict=True):
-            mated_cells.setdefault(float(k), np.zeros(n_groups, np.int64))[g] += 1
-        searched.append((site, cands))
-    return Search(setup, passers, faces, watchlisted, nonmated_cells, mated_cells, searched)
+# Thresholds searched for the implied threshold: from 0.30, below any operating point a force
+# has published (NPL tested 0.56-0.64; the Met uses 0.60-0.64), to 0.999, in steps of 0.0005 on
+# the vendor scale, the expected rate interpolated log-linearly between them
+IMPLIED_THRESHOLD_GRID = (0.30, 0.999, 1400)
 
 
 def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Sequence[float],
@@ -185,6 +68,9 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
         raise ValueError(f"thresholds below matcher.score_floor ({experiment.matcher.score_floor}) "
                          "would miss passers the search never scored")
     search = search_deployments(experiment, prepare_search(experiment, replicate, seed), replicate, seed)
+    # each candidate's review draws, from the deployment's own review stream (sim.seeds)
+    uniforms = [stream(seed, replicate, site.index, STAGE_REVIEW).random((len(c.best), UNIFORMS_PER_ALERT))
+                for site, c in search.candidates]
     n_groups = len(search.setup.model.groups)
     sites, table, searched = search.setup.sites, search.setup.table, search.candidates
     passers, faces, watchlisted = search.passers, search.faces, search.watchlisted
@@ -199,13 +85,13 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
     for threshold in thresholds:
         t = float(to_latent(threshold))
         hits, reviews = [], []
-        for site, c in searched:
+        for (site, c), u in zip(searched, uniforms, strict=True):
             hit = c.best >= t
             key = (site.index, hit.tobytes())
             reviewed = cache.get(key) if cache is not None else None
             if reviewed is None:
                 alerts = Alerts(seconds=c.seconds[hit], true_match=c.true_match[hit],
-                                margin=to_vendor(c.best[hit]) - threshold, uniforms=c.uniforms[hit])
+                                margin=to_vendor(c.best[hit]) - threshold, uniforms=u[hit])
                 reviewed = review_alerts(alerts, experiment.review, site.duration_seconds)
                 if cache is not None:
                     cache[key] = reviewed
@@ -226,7 +112,7 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
                                     if officer_on_duty else 0.0),
             "operator_utilisation": (sum(r.operator_busy_seconds for r in reviews) / operator_on_duty
                                      if operator_on_duty else 0.0),
-            "mean_seconds_to_engagement": _mean([r.wait_seconds for r in reviews]),
+            "mean_seconds_to_engagement": _mean([r.to_engagement for r in reviews]),
             "mean_operator_wait_seconds": _mean([r.operator_wait for r in reviews]),
             "mean_officer_wait_seconds": _mean([r.officer_wait for r in reviews]),
             "implied_threshold": implied,
@@ -303,7 +189,7 @@ def _implied_threshold(experiment: Experiment, table: SearchTable, nonmated_cell
     if cmp_ is None or faces <= 0:
         return float("nan")
     target = cmp_.false_alerts / cmp_.faces
-    grid = np.linspace(0.30, 0.999, 1400)
+    grid = np.linspace(*IMPLIED_THRESHOLD_GRID)
     lat = to_latent(grid)
     expected = np.zeros_like(grid)
     for k, counts in nonmated_cells.items():

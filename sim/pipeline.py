@@ -1,0 +1,126 @@
+"""The pipeline: plan -> executor -> results folder -> report. The only module that chains them.
+
+``run_experiment`` is what ``lfrsim run`` and ``sim.run`` do: plan the experiment's units of work
+(``sim.sweep``), start an executor, open the results folder (``sim.results``) only once nothing
+can refuse the run any more, compute the units and store each as it finishes, pool them into
+metrics and a summary, set the reported figure against the calibration's posterior
+(``sim.posterior``), store that beside the metrics, and draw the report (``sim.report``) from what
+was stored. Every stage below knows nothing of the ones above it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from .config import Experiment, from_dict, load_experiment
+from .metrics import posterior_cell, summary_value
+from .posterior import posterior_comparison
+from .report import write_report
+from .results import Results, ResultsWriter, read_results
+from .sweep import Rows, make_executor, plan
+
+# progress(cell-replicates done, cell-replicates in the run)
+ProgressCallback = Callable[[int, int], None]
+
+
+def with_overrides(experiment: Experiment, replications: int | None = None,
+                   seed: int | None = None) -> Experiment:
+    """The experiment with its replications and root seed replaced (validated again)."""
+    update: dict[str, Any] = {}
+    if replications is not None:
+        update["replications"] = int(replications)
+    if seed is not None:
+        update["seed"] = int(seed)
+    if not update:
+        return experiment
+    data = experiment.to_dict()
+    data["experiment"].update(update)
+    return from_dict(data)
+
+
+def attach_posterior(results: Results) -> None:
+    """Set the reported figure against the calibration's posterior, at the report's cell (if any)."""
+    cell = posterior_cell(results.experiment, results.cells)
+    if cell is None or results.posterior is not None:
+        return
+    summary = results.summary
+    groups = [g for g in summary["group"].unique() if g != "all"]
+    nonmated = np.array([summary_value(summary, cell, g, "nonmated_passers")[0] for g in groups])
+    faces = summary_value(summary, cell, "all", "faces")[0]
+    experiment = results.experiment
+    if results.cells[cell]:
+        experiment = experiment.with_values(results.cells[cell])
+    post = posterior_comparison(experiment, nonmated, faces)
+    if post is not None:
+        results.posterior = {**post, "cell": cell}
+
+
+def run_experiment(experiment: Experiment, replications: int | None = None, seed: int | None = None,
+                   workers: int = 1, out: str | Path | None = None, scheduler: str | None = None,
+                   resume: bool = False, progress: ProgressCallback | None = None) -> Results:
+    """Run every unit of an experiment and return its ``Results`` (written to ``out`` if given).
+
+    With ``out``, each unit is written to ``out/parts/`` as it finishes; ``resume`` keeps the
+    units already there and runs only the others. ``progress`` is told the cell-replicates done
+    and in total, first before anything runs and then after each unit.
+    """
+    experiment = with_overrides(experiment, replications, seed)
+    cells, units = plan(experiment)
+    executor = make_executor(workers, scheduler)
+    cancel = True
+    try:
+        writer = ResultsWriter(out, experiment, cells, units, resume=resume) if out is not None else None
+        done_rows: dict[str, Rows] = writer.completed() if writer is not None else {}
+        todo = [u for u in units if u.name not in done_rows]
+        total = sum(len(u.cells) for u in units)
+        finished = total - sum(len(u.cells) for u in todo)
+        if progress:
+            progress(finished, total)
+        try:
+            for unit, rows in executor.run(todo):
+                done_rows[unit.name] = rows
+                if writer is not None:
+                    writer.write_unit(unit, rows)
+                finished += len(unit.cells)
+                if progress:
+                    progress(finished, total)
+            cancel = False
+        except KeyboardInterrupt:
+            if writer is not None:
+                writer.interrupted()
+            raise
+    finally:
+        executor.close(cancel=cancel)
+    ordered = [row for u in units for row in done_rows[u.name]]
+    results = Results.from_rows(experiment, cells, ordered)
+    attach_posterior(results)
+    if writer is not None:
+        writer.write_outputs(results)
+        write_report(writer.out, results)
+        writer.complete()
+    return results
+
+
+def run(experiment: Experiment | str | Path, replications: int | None = None, seed: int | None = None,
+        workers: int = 1, out: str | Path | None = None, **kwargs: Any) -> Results:
+    """Run an experiment (an ``Experiment`` or the path of its TOML file) and return its ``Results``.
+
+    ``replications`` and ``seed`` override the experiment's; ``workers`` > 1 uses local processes;
+    ``out`` writes a results folder; ``scheduler``, ``resume`` and ``progress`` are passed on to
+    ``run_experiment``. ``Results.summary`` is the per cell x group x metric table.
+    """
+    if not isinstance(experiment, Experiment):
+        experiment = load_experiment(experiment)
+    return run_experiment(experiment, replications=replications, seed=seed, workers=workers, out=out,
+                          **kwargs)
+
+
+def redraw_report(folder: str | Path) -> Results:
+    """Redraw the figures and summary of a finished results folder from what it stores."""
+    results = read_results(folder)
+    write_report(folder, results)
+    return results
