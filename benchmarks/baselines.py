@@ -27,17 +27,17 @@ from sim.crowd import Site
 from sim.groups import default_groups
 from sim.scores import ScoreModel, effective_looks, to_latent
 from sim.search import SearchTable
-from sim.watchlist import Watchlist
+from sim.watchlist import WatchlistEntries
 
 
-def explicit_entries(watchlist: Watchlist) -> tuple[np.ndarray, np.ndarray]:
+def explicit_entries(watchlist: WatchlistEntries) -> tuple[np.ndarray, np.ndarray]:
     """Entry groups and effects, one per entry, from the binned watchlist."""
     groups, bins = np.nonzero(watchlist.counts)
     n = watchlist.counts[groups, bins]
     return np.repeat(groups, n), np.repeat(watchlist.effects[bins], n)
 
 
-def brute_force_best(model: ScoreModel, watchlist: Watchlist, probe_groups: np.ndarray,
+def brute_force_best(model: ScoreModel, watchlist: WatchlistEntries, probe_groups: np.ndarray,
                      probe_effects: np.ndarray, rng: np.random.Generator,
                      block_draws: int = 4_000_000) -> np.ndarray:
     """Best impostor score of each probe by scoring it against all N entries (one look each)."""

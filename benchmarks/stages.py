@@ -18,7 +18,7 @@ import numpy as np
 from sim.config import Experiment
 from sim.scores import ScoreModel, to_latent
 from sim.search import Candidates, SearchTable, prepare_search, search_deployments
-from sim.watchlist import Watchlist
+from sim.watchlist import WatchlistEntries
 
 # CPU seconds of this process: what one core spends, whatever else the machine is running
 clock = time.process_time
@@ -31,7 +31,7 @@ class Searched:
     faces: int
     candidates: list[Candidates]
     model: ScoreModel
-    watchlist: Watchlist
+    watchlist: WatchlistEntries
     table: SearchTable
     pi: np.ndarray                 # P(a passer of each group is on the watchlist)
     sites: list

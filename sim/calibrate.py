@@ -52,7 +52,7 @@ from .groups import ETHNICITIES, default_groups, group_shares
 from .records import PERIODS, MetRecord, fitted_records, met_records
 from .scores import EntryEffects, ScoreModel, score_model, to_latent
 from .search import SearchTable, build_search_table
-from .watchlist import BIN_WIDTH, Watchlist
+from .watchlist import BIN_WIDTH, WatchlistEntries
 
 FREE = ("impostor_location", "impostor_sd", "genuine_location", "minority_probe_shift",
         "same_ethnicity_shift")
@@ -113,7 +113,7 @@ def evidence(records: tuple[MetRecord, ...] | None = None) -> Evidence:
 
 
 def expected_watchlist(size: float, group_shares: np.ndarray, effects: EntryEffects,
-                       bin_width: float = BIN_WIDTH) -> Watchlist:
+                       bin_width: float = BIN_WIDTH) -> WatchlistEntries:
     """The average watchlist: expected (fractional) entry counts per group and effect bin."""
     lo, hi = effects.support()
     first = int(np.floor(lo / bin_width))
@@ -122,7 +122,7 @@ def expected_watchlist(size: float, group_shares: np.ndarray, effects: EntryEffe
     edges = np.concatenate([[-np.inf], centres[:-1] + bin_width / 2, [np.inf]])
     bin_p = np.clip(np.diff(effects.cdf(edges)), 0.0, None)
     counts = size * np.outer(group_shares, bin_p / bin_p.sum())
-    return Watchlist(counts, first, bin_width)
+    return WatchlistEntries(counts, first, bin_width)
 
 
 def reference_table(model: ScoreModel, watchlist_shares: np.ndarray) -> SearchTable:

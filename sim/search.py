@@ -56,7 +56,7 @@ from .crowd import (
 from .groups import default_groups
 from .scores import ScoreModel, effective_looks, score_model, to_latent
 from .seeds import STAGE_CROWD, STAGE_PROGRAMME, STAGE_WATCHLIST, stream
-from .watchlist import Watchlist, draw_watchlist
+from .watchlist import WatchlistEntries, draw_watchlist
 
 HAZARD_HIGH = 50.0     # P(best < x) <= exp(-50) below the grid: treated as certain
 HAZARD_LOW = 1e-30     # grid ends where the hazard falls below this; beyond it, log-linear tail
@@ -87,7 +87,7 @@ class SearchTable:
     floor_index: int
     _exceed_cache: dict = field(default_factory=dict, compare=False, repr=False)
     _draw_cache: dict = field(default_factory=dict, compare=False, repr=False)
-    watchlist: Watchlist | None = field(default=None, compare=False, repr=False)
+    watchlist: WatchlistEntries | None = field(default=None, compare=False, repr=False)
 
     @property
     def floor(self) -> float:
@@ -310,7 +310,7 @@ class SearchTable:
         return self.invert_hazard(g, log_target) + p
 
 
-def _hazard_grid_bounds(model: ScoreModel, watchlist: Watchlist, floor: float) -> tuple[float, float]:
+def _hazard_grid_bounds(model: ScoreModel, watchlist: WatchlistEntries, floor: float) -> tuple[float, float]:
     """The latent range the table must cover: from where a match is certain to where none is.
 
     At the bottom even a single entry, the least attractive one, would beat the probe with
@@ -330,7 +330,7 @@ def _hazard_grid_bounds(model: ScoreModel, watchlist: Watchlist, floor: float) -
     return lo, max(hi, anchor + span + 2 * watchlist.bin_width)
 
 
-def build_search_table(model: ScoreModel, watchlist: Watchlist, floor: float,
+def build_search_table(model: ScoreModel, watchlist: WatchlistEntries, floor: float,
                        max_points: int = 200_000) -> SearchTable:
     """Tabulate log H_g for every probe group on a grid anchored at the latent ``floor``."""
     step = watchlist.bin_width
@@ -485,7 +485,7 @@ class SearchSetup:
 
     sites: list[Site]
     model: ScoreModel
-    watchlist: Watchlist
+    watchlist: WatchlistEntries
     table: SearchTable
     frames: tuple[np.ndarray, np.ndarray]
     watchlisted_probability: np.ndarray     # P(a passer of each group is on the watchlist)

@@ -23,7 +23,7 @@ BIN_WIDTH = 0.004
 
 
 @dataclass(frozen=True)
-class Watchlist:
+class WatchlistEntries:
     """Entry counts by entry group (rows) and effect bin (columns).
 
     ``counts[h, b]`` entries of group ``h`` have an effect in the bin centred at
@@ -54,7 +54,7 @@ class Watchlist:
 
     @classmethod
     def from_entries(cls, groups: np.ndarray, effects: np.ndarray, n_groups: int,
-                     bin_width: float = BIN_WIDTH) -> Watchlist:
+                     bin_width: float = BIN_WIDTH) -> WatchlistEntries:
         """Bin explicit entries (e.g. a real list's, or a test's)."""
         groups = np.asarray(groups, dtype=np.int64)
         bins = np.rint(np.asarray(effects, dtype=float) / bin_width).astype(np.int64)
@@ -67,7 +67,7 @@ class Watchlist:
 
 
 def draw_watchlist(size: int, group_shares: np.ndarray, effects: EntryEffects,
-                   rng: np.random.Generator, bin_width: float = BIN_WIDTH) -> Watchlist:
+                   rng: np.random.Generator, bin_width: float = BIN_WIDTH) -> WatchlistEntries:
     """A random watchlist of ``size`` entries: groups by ``group_shares``, effects by ``effects``.
 
     Drawn directly as a histogram (a multinomial over groups, then over effect bins), which has
@@ -86,6 +86,6 @@ def draw_watchlist(size: int, group_shares: np.ndarray, effects: EntryEffects,
     counts = np.stack([rng.multinomial(n, bin_p) for n in per_group]).astype(np.int64)
     used = np.flatnonzero(counts.sum(axis=0))
     if used.size == 0:
-        return Watchlist(np.zeros((len(per_group), 1), dtype=np.int64), 0, bin_width)
+        return WatchlistEntries(np.zeros((len(per_group), 1), dtype=np.int64), 0, bin_width)
     counts = counts[:, used[0]: used[-1] + 1]
-    return Watchlist(counts, first + int(used[0]), bin_width)
+    return WatchlistEntries(counts, first + int(used[0]), bin_width)

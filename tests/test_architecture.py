@@ -67,12 +67,14 @@ def graph() -> tuple[dict[str, set[str]], list[str]]:
     hidden: list[str] = []
     for name, path in mods.items():
         tree = ast.parse(path.read_text())
-        in_functions = {id(n) for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))
-                        for n in ast.walk(f) if isinstance(n, (ast.Import, ast.ImportFrom))}
+        functions = [f for f in ast.walk(tree) if isinstance(f, (ast.FunctionDef, ast.AsyncFunctionDef))]
+        in_functions = {id(n) for f in functions for n in ast.walk(f)
+                        if isinstance(n, (ast.Import, ast.ImportFrom))}
         for node in ast.walk(tree):
             if not isinstance(node, (ast.Import, ast.ImportFrom)):
                 continue
-            targets = [t for t in imported(name, path, node, known) if t != name and not name.startswith(t + ".")]
+            targets = [t for t in imported(name, path, node, known)
+                       if t != name and not name.startswith(t + ".")]
             if id(node) in in_functions:
                 if targets:
                     hidden.append(f"{name} imports {', '.join(targets)} inside a function")

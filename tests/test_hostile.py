@@ -31,7 +31,7 @@ from sim.groups import default_groups
 from sim.replicate import simulate_replicate
 from sim.scores import score_model, to_latent
 from sim.search import build_search_table
-from sim.watchlist import Watchlist
+from sim.watchlist import WatchlistEntries
 
 ROOT = Path(__file__).resolve().parents[1]
 HEADLINE = ROOT / "experiments" / "met_2025_headline.toml"
@@ -435,7 +435,7 @@ def test_exact_false_alert_chance_holds_down_to_1e_minus_30(size):
     model = score_model(params, default_groups())
     counts = np.zeros((10, 1), dtype=np.int64)
     counts[0, 0] = size
-    table = build_search_table(model, Watchlist(counts, 0), float(to_latent(0.5)))
+    table = build_search_table(model, WatchlistEntries(counts, 0), float(to_latent(0.5)))
     mu = model.impostor_location[0, 0]
     targets = np.array([1e-3, 1e-6, 1e-9, 1e-12, 1e-15, 1e-20, 1e-25, 1e-30])
     t = mu + params.impostor_sd * stats.norm.isf(targets / size)

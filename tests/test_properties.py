@@ -16,7 +16,7 @@ from sim.scores import score_model, to_latent
 from sim.search import build_search_table
 from sim.seeds import stream
 from sim.testing.strategies import ethnicity_shares, experiments, score_models
-from sim.watchlist import Watchlist
+from sim.watchlist import WatchlistEntries
 
 FLOOR = 0.58
 TABULATED = 1e-25
@@ -51,8 +51,8 @@ def test_larger_watchlist_never_lowers_best_impostor_scores(params, n_short, n_m
     n = n_short + n_more
     entry_groups = rng.integers(0, len(groups), n)
     entry_effects = model.entry_effects.rvs(rng, n)
-    short = Watchlist.from_entries(entry_groups[:n_short], entry_effects[:n_short], len(groups))
-    longer = Watchlist.from_entries(entry_groups, entry_effects, len(groups))
+    short = WatchlistEntries.from_entries(entry_groups[:n_short], entry_effects[:n_short], len(groups))
+    longer = WatchlistEntries.from_entries(entry_groups, entry_effects, len(groups))
     floor = float(to_latent(FLOOR))
     table_short = build_search_table(model, short, floor)
     table_long = build_search_table(model, longer, floor)
@@ -171,7 +171,7 @@ def test_relabelling_groups_permutes_exact_outputs(params, pair, crowd_shares, l
         model, _, shares, _ = results[int(relabel)]
         entry_groups = np.concatenate([np.full(len(e), perm[g] if relabel else g)
                                        for g, e in enumerate(effects)])
-        wl = Watchlist.from_entries(entry_groups, np.concatenate(effects), len(groups))
+        wl = WatchlistEntries.from_entries(entry_groups, np.concatenate(effects), len(groups))
         table = build_search_table(model, wl, floor)
         experiment = from_dict({"experiment": {"name": "x"}, "watchlist": {"size": size},
                                 "programme": {"deployments": [{**deployment, "ethnicity_shares": shares}]}})

@@ -17,7 +17,7 @@ from sim.crowd import watchlist_group_shares
 from sim.groups import default_groups
 from sim.scores import score_model, to_latent
 from sim.search import brute_force_best_impostor, build_search_table, fpir, log_fpir, sel, tpir
-from sim.watchlist import Watchlist
+from sim.watchlist import WatchlistEntries
 
 ALPHA = 1e-3
 GROUPS = default_groups()
@@ -34,7 +34,7 @@ def small_search():
     n = 1_500
     entry_groups = rng.choice(len(GROUPS), size=n, p=watchlist_group_shares(0.15, "london", GROUPS))
     entry_effects = model.entry_effects.rvs(rng, n)
-    wl = Watchlist.from_entries(entry_groups, entry_effects, len(GROUPS))
+    wl = WatchlistEntries.from_entries(entry_groups, entry_effects, len(GROUPS))
     # brute force uses the binned effects, so both sides search the same list
     binned = np.rint(entry_effects / wl.bin_width) * wl.bin_width
     table = build_search_table(model, wl, float(to_latent(0.3)))

@@ -6,7 +6,7 @@ import numpy as np
 from scipy import stats
 
 from sim.scores import EntryEffects
-from sim.watchlist import Watchlist, draw_watchlist
+from sim.watchlist import WatchlistEntries, draw_watchlist
 
 EFFECTS = EntryEffects(sd=0.05, lamb_share=0.02, lamb_shift=0.2)
 
@@ -39,7 +39,7 @@ def test_lamb_share_shows_in_the_drawn_effects():
 def test_binning_explicit_entries_keeps_every_entry_and_its_group():
     rng = np.random.default_rng(5)
     groups = rng.integers(0, 4, 500)
-    wl = Watchlist.from_entries(groups, rng.normal(0, 0.05, 500), n_groups=4)
+    wl = WatchlistEntries.from_entries(groups, rng.normal(0, 0.05, 500), n_groups=4)
     assert wl.size == 500
     np.testing.assert_array_equal(wl.group_sizes, np.bincount(groups, minlength=4))
 
