@@ -26,7 +26,7 @@ LAYERS = (
     ("sim.review",),
     ("sim.replicate", "sim.records"),
     ("sim.calibrate",),
-    ("sim.posterior", "sim.metrics", "sim.replay"),
+    ("sim.posterior", "sim.metrics", "sim.replay", "sim.reference"),
     ("sim.sweep", "sim.results"),
     ("sim.report",),
     ("sim.pipeline",),
