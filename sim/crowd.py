@@ -7,8 +7,8 @@ or more frames, and is on the watchlist with a small probability.
 
 Passers are exchangeable given their group and frame count, so a crowd is drawn as counts per
 (group, frames) cell: the exact distribution of drawing passers one by one, at a cost that does
-not grow with the footfall. Only the few passers who may raise an alert are drawn individually
-(by ``sim.search``), with their arrival times drawn from the footfall profile.
+not grow with the footfall. ``sim.search`` draws every deployment's counts at once and, of the
+few passers who may raise an alert, their scores and arrival times from the footfall profile.
 """
 
 from __future__ import annotations
@@ -154,61 +154,3 @@ def watchlist_group_shares(female_share: float, ethnicity_shares: dict[str, floa
     """Shares of ``groups`` among watchlist entries (``"london"``: London's census mix)."""
     eth = shipped.london_shares() if ethnicity_shares == "london" else ethnicity_shares
     return group_shares(female_share, eth, groups)
-
-
-@dataclass(frozen=True)
-class CrowdCounts:
-    """One deployment's crowd, as counts.
-
-    ``nonmated[g, m]`` captured passers of group g with ``frames[m]`` frames who are not on the
-    watchlist; ``mated_group`` and ``mated_frames`` list the captured watchlisted passers.
-    """
-
-    passers: np.ndarray        # (G,) all passers, captured or not
-    nonmated: np.ndarray       # (G, M)
-    mated_group: np.ndarray
-    mated_frames: np.ndarray
-    frames: np.ndarray         # (M,) frame counts of the columns of ``nonmated``
-
-    def faces(self, count_as: str) -> np.ndarray:
-        """Faces seen per group: captured passers, or their frames."""
-        n_groups = self.nonmated.shape[0]
-        if count_as == "frames":
-            nm = self.nonmated @ self.frames
-            mated = np.bincount(self.mated_group, weights=self.mated_frames, minlength=n_groups)
-        else:
-            nm = self.nonmated.sum(axis=1)
-            mated = np.bincount(self.mated_group, minlength=n_groups)
-        return (nm + mated).astype(np.int64)
-
-    def watchlisted(self) -> np.ndarray:
-        return np.bincount(self.mated_group, minlength=self.nonmated.shape[0])
-
-
-def draw_crowd(site: Site, group_shares: np.ndarray, watchlisted: np.ndarray,
-               frames: tuple[np.ndarray, np.ndarray], rng: np.random.Generator) -> CrowdCounts:
-    """Draw one deployment's crowd as counts (passers, captured, watchlisted, frames)."""
-    values, pmf = frames
-    total = rng.poisson(site.expected_passers)
-    passers = rng.multinomial(total, group_shares)
-    captured = rng.binomial(passers, site.capture_rate)
-    mated = rng.binomial(captured, watchlisted)
-    nonmated = np.stack([rng.multinomial(n, pmf) for n in captured - mated]) if len(values) > 1 \
-        else (captured - mated)[:, None]
-    mated_group = np.repeat(np.arange(len(mated)), mated)
-    mated_frames = values[rng.choice(len(values), size=len(mated_group), p=pmf)] if len(values) > 1 \
-        else np.ones(len(mated_group), dtype=np.int64)
-    return CrowdCounts(passers=passers, nonmated=nonmated.astype(np.int64), mated_group=mated_group,
-                       mated_frames=np.asarray(mated_frames, dtype=np.int64), frames=values)
-
-
-def arrival_seconds(site: Site, count: int, rng: np.random.Generator) -> np.ndarray:
-    """Arrival times (seconds from the start) of ``count`` passers, by the footfall profile."""
-    profile = site.footfall_profile
-    slice_s = site.duration_seconds / len(profile)
-    if len(profile) == 1 or count == 0:
-        return rng.random(count) * site.duration_seconds
-    weights = profile / profile.sum() if profile.sum() > 0 else np.full(len(profile), 1 / len(profile))
-    which = rng.choice(len(profile), size=count, p=weights)
-    return (which + rng.random(count)) * slice_s
-

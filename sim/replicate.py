@@ -13,10 +13,11 @@ candidate whose best score is at or above T, so raising T can only remove alerts
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import fields, replace
 
 import numpy as np
 
-from .config import Experiment
+from .config import Experiment, Review
 from .review import (
     ARREST,
     ENGAGED,
@@ -24,12 +25,17 @@ from .review import (
     NO_ACTION,
     OTHER_DISPOSAL,
     REJECTED,
+    U_CONFIRM,
     UNIFORMS_PER_ALERT,
     WRONGFUL_ARREST,
     WRONGFUL_STOP,
     Alerts,
-    ReviewResult,
-    review_alerts,
+    Fates,
+    ReviewDays,
+    confirm_probability,
+    draw_fates,
+    on_duty_seconds,
+    shift_ends,
 )
 from .scores import to_latent, to_vendor
 from .search import SearchTable, prepare_search, search_deployments
@@ -68,118 +74,148 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
         raise ValueError(f"thresholds below matcher.score_floor ({experiment.matcher.score_floor}) "
                          "would miss passers the search never scored")
     search = search_deployments(experiment, prepare_search(experiment, replicate, seed), replicate, seed)
-    # each candidate's review draws, from the deployment's own review stream (sim.seeds)
-    uniforms = [stream(seed, replicate, site.index, STAGE_REVIEW).random((len(c.best), UNIFORMS_PER_ALERT))
-                for site, c in search.candidates]
     n_groups = len(search.setup.model.groups)
-    sites, table, searched = search.setup.sites, search.setup.table, search.candidates
-    passers, faces, watchlisted = search.passers, search.faces, search.watchlisted
+    sites, table, cands = search.setup.sites, search.setup.table, search.flat
+    review = experiment.review
+    n = len(cands.best)
+    deployment = np.repeat(np.arange(len(sites)), np.diff(search.bounds))
+    durations = np.array([site.duration_seconds for site in sites])
+    # every candidate's review draws, one row each, deployment by deployment in arrival order,
+    # from the replicate's review stream (sim.seeds); their fates are drawn once for all thresholds
+    uniforms = stream(seed, replicate, 0, STAGE_REVIEW).random((n, UNIFORMS_PER_ALERT))
+    candidates = Alerts(seconds=cands.seconds, true_match=cands.true_match, margin=np.zeros(n),
+                        uniforms=uniforms)
+    fates = draw_fates(candidates, review)
     nonmated_cells, mated_cells = search.nonmated_cells, search.mated_cells
     nonmated = sum(nonmated_cells.values(), np.zeros(n_groups, np.int64))
-    implied = _implied_threshold(experiment, table, nonmated_cells, faces.sum())
-    # Without automation bias an alert's fate depends only on which candidates alert, so a sweep
-    # reviews each distinct alert set of a deployment once (nearby thresholds often share one).
-    cache: dict[tuple[int, bytes], ReviewResult] | None = (
-        {} if experiment.review.automation_bias == 0 else None)
+    implied = _implied_threshold(experiment, table, nonmated_cells, search.faces.sum())
+    latent = np.array([float(to_latent(t)) for t in thresholds])
+    exp_false, exp_true = _expectations(table, latent, nonmated_cells, mated_cells, n_groups)
+    fixed = {"passers": search.passers.astype(float), "faces": search.faces.astype(float),
+             "watchlisted_passers": search.watchlisted.astype(float),
+             "nonmated_passers": nonmated.astype(float)}
+    shared = review.automation_bias == 0.0
+    # Per candidate, the outcome of its deployment's latest review. Thresholds run from the lowest
+    # up, so each alert set is a subset of the one before. A deployment is reviewed again only if
+    # its alert set changed and, in its latest review, some alert found the staff busy: when none
+    # did, every alert's fate was its own, and dropping alerts changes nothing for the others.
+    state = _ReviewState(n, len(sites))
     results: dict[float, dict[str, np.ndarray | float]] = {}
-    for threshold in thresholds:
-        t = float(to_latent(threshold))
-        hits, reviews = [], []
-        for (site, c), u in zip(searched, uniforms, strict=True):
-            hit = c.best >= t
-            key = (site.index, hit.tobytes())
-            reviewed = cache.get(key) if cache is not None else None
-            if reviewed is None:
-                alerts = Alerts(seconds=c.seconds[hit], true_match=c.true_match[hit],
-                                margin=to_vendor(c.best[hit]) - threshold, uniforms=u[hit])
-                reviewed = review_alerts(alerts, experiment.review, site.duration_seconds)
-                if cache is not None:
-                    cache[key] = reviewed
-            hits.append(hit)
-            reviews.append(reviewed)
-        counts = _tally(searched, hits, reviews, n_groups)
-        counts["passers"] = passers.astype(float)
-        counts["faces"] = faces.astype(float)
-        counts["watchlisted_passers"] = watchlisted.astype(float)
-        counts["nonmated_passers"] = nonmated.astype(float)
-        counts["expected_false_alerts"], counts["expected_true_alerts"] = _expectations(
-            table, t, nonmated_cells, mated_cells, n_groups)
-        officer_on_duty = sum(r.officer_on_duty_seconds for r in reviews)
-        operator_on_duty = sum(r.operator_on_duty_seconds for r in reviews)
+    for j in np.argsort(latent, kind="stable"):
+        threshold, t = float(thresholds[j]), latent[j]
+        hit = cands.best >= t
+        per_day = np.bincount(deployment[hit], minlength=len(sites))
+        if shared:
+            changed = state.reviewed_alerts != per_day
+            redo = (per_day > 0) & changed & (state.interacted | (state.reviewed_alerts < 0))
+            day_fates = fates
+        else:
+            redo = per_day > 0
+            margin = to_vendor(cands.best) - threshold
+            confirm = confirm_probability(review, Alerts(cands.seconds, cands.true_match, margin, uniforms))
+            day_fates = replace(fates, confirmed=uniforms[:, U_CONFIRM] < confirm)
+        if redo.any():
+            rows = np.flatnonzero(hit & redo[deployment])
+            state.update(rows, deployment, durations, redo, per_day, candidates, review, day_fates)
+        counts = _tally(cands, hit, state, n_groups)
+        counts.update(fixed)
+        counts["expected_false_alerts"], counts["expected_true_alerts"] = exp_false[j], exp_true[j]
+        operator_on_duty, officer_on_duty = on_duty_seconds(
+            review, *shift_ends(durations, deployment[hit], state.review_end[hit], state.engagement_end[hit]))
         programme = {
             "deployments": float(len(sites)),
-            "officer_utilisation": (sum(r.officer_busy_seconds for r in reviews) / officer_on_duty
+            "officer_utilisation": (float(state.officer_seconds[hit].sum()) / officer_on_duty
                                     if officer_on_duty else 0.0),
-            "operator_utilisation": (sum(r.operator_busy_seconds for r in reviews) / operator_on_duty
+            "operator_utilisation": (float(state.operator_seconds[hit].sum()) / operator_on_duty
                                      if operator_on_duty else 0.0),
-            "mean_seconds_to_engagement": _mean([r.to_engagement for r in reviews]),
-            "mean_operator_wait_seconds": _mean([r.operator_wait for r in reviews]),
-            "mean_officer_wait_seconds": _mean([r.officer_wait for r in reviews]),
+            "mean_seconds_to_engagement": _mean(state.to_engagement[hit]),
+            "mean_operator_wait_seconds": _mean(state.operator_wait[hit]),
+            "mean_officer_wait_seconds": _mean(state.officer_wait[hit]),
             "implied_threshold": implied,
         }
-        results[float(threshold)] = {"counts": counts, "programme": programme}
-    return results
+        results[threshold] = {"counts": counts, "programme": programme}
+    return {float(t): results[float(t)] for t in thresholds}
+
+
+class _ReviewState:
+    """Per candidate, what its deployment's latest review gave it; per deployment, that review's size."""
+
+    FIELDS = ("outcome", "operator_wait", "operator_seconds", "officer_wait", "officer_seconds",
+              "to_engagement", "review_end", "engagement_end")
+
+    def __init__(self, n: int, n_days: int):
+        self.outcome = np.full(n, -1, dtype=np.int64)
+        for name in self.FIELDS[1:]:
+            setattr(self, name, np.full(n, np.nan))
+        self.reviewed_alerts = np.full(n_days, -1)      # -1: never reviewed
+        self.interacted = np.zeros(n_days, dtype=bool)
+
+    def update(self, rows: np.ndarray, deployment: np.ndarray, durations: np.ndarray, redo: np.ndarray,
+               per_day: np.ndarray, candidates: Alerts, review: Review, fates: Fates) -> None:
+        """Review the alerts ``rows`` (the deployments ``redo``) in one simpy environment."""
+        alerts = Alerts(candidates.seconds[rows], candidates.true_match[rows], candidates.margin[rows],
+                        candidates.uniforms[rows])
+        days = ReviewDays(alerts, review, deployment[rows], durations, _take(fates, rows))
+        days.run()
+        for name in self.FIELDS:
+            getattr(self, name)[rows] = getattr(days, name)
+        self.reviewed_alerts[redo] = per_day[redo]
+        self.interacted[redo] = days.interacted[redo]
+
+
+def _take(fates: Fates, rows: np.ndarray) -> Fates:
+    return Fates(*(getattr(fates, f.name)[rows] for f in fields(Fates)))
 
 
 OUTCOME_METRICS = (("operator_rejected", REJECTED), ("lost_alerts", LOST), ("arrests", ARREST),
                    ("other_disposals", OTHER_DISPOSAL), ("no_action", NO_ACTION),
                    ("wrongful_stops", WRONGFUL_STOP), ("wrongful_arrests", WRONGFUL_ARREST))
+TIME_METRICS = (("operator_busy_seconds", "operator_seconds"),
+                ("officer_busy_seconds", "officer_seconds"),
+                ("operator_wait_seconds_total", "operator_wait"),
+                ("officer_wait_seconds_total", "officer_wait"),
+                ("seconds_to_engagement_total", "to_engagement"))
 
 
-def _tally(searched, hits: list[np.ndarray], reviews: list[ReviewResult], n_groups: int
-           ) -> dict[str, np.ndarray]:
-    """Alert and outcome counts per group over all deployments at one threshold."""
-    def alerted(name: str, dtype) -> np.ndarray:
-        parts = [getattr(c, name)[h] for (_, c), h in zip(searched, hits, strict=True)]
-        return np.concatenate(parts) if parts else np.empty(0, dtype)
-
-    g = alerted("group", np.int64)
-    true_hit = alerted("true_match", bool)
-    mated = alerted("mated", bool)
-    out = np.concatenate([r.outcome for r in reviews] or [np.empty(0, int)])
-
-    def per_group(mask=None, weights=None) -> np.ndarray:
-        groups = g if mask is None else g[mask]
-        w = None if weights is None else (weights if mask is None else weights[mask])
-        return np.bincount(groups, weights=w, minlength=n_groups).astype(float)
-
+def _tally(cands, hit: np.ndarray, state: _ReviewState, n_groups: int) -> dict[str, np.ndarray]:
+    """Alert and outcome counts per group over all deployments at one threshold: one product of
+    the alerts' group indicators with a column per count."""
+    g = cands.group[hit]
+    true_hit = cands.true_match[hit]
+    out = state.outcome[hit]
+    columns = [np.ones(len(g)), true_hit, ~true_hit, ~cands.mated[hit]]
+    columns += [out == code for _, code in OUTCOME_METRICS]
+    columns += [np.isin(out, ENGAGED), (out == LOST) & true_hit]
+    columns += [np.nan_to_num(getattr(state, name)[hit]) for _, name in TIME_METRICS]
+    names = (["alerts", "true_alerts", "false_alerts", "nonmated_false_alerts"]
+             + [name for name, _ in OUTCOME_METRICS] + ["engagements", "lost_true_alerts"]
+             + [name for name, _ in TIME_METRICS])
+    weights = np.stack(columns, axis=1).astype(float)
+    by_group = np.zeros((n_groups, len(names)))
+    np.add.at(by_group, g, weights)
     counts = {name: np.zeros(n_groups) for name in COUNT_METRICS}
-    counts["alerts"] = per_group()
-    counts["true_alerts"] = per_group(true_hit)
-    counts["false_alerts"] = per_group(~true_hit)
-    counts["nonmated_false_alerts"] = per_group(~mated)
-    for name, code in OUTCOME_METRICS:
-        counts[name] = per_group(out == code)
-    counts["engagements"] = per_group(np.isin(out, ENGAGED))
-    counts["lost_true_alerts"] = per_group((out == LOST) & true_hit)
-    for name, field in (("operator_busy_seconds", "operator_seconds"),
-                        ("officer_busy_seconds", "officer_seconds"),
-                        ("operator_wait_seconds_total", "operator_wait"),
-                        ("officer_wait_seconds_total", "officer_wait"),
-                        ("seconds_to_engagement_total", "to_engagement")):
-        per_alert = np.concatenate([getattr(r, field) for r in reviews] or [np.empty(0)])
-        counts[name] = per_group(weights=np.nan_to_num(per_alert))
+    counts.update({name: by_group[:, k] for k, name in enumerate(names)})
     return counts
 
 
-def _mean(parts: list[np.ndarray]) -> float:
-    values = np.concatenate(parts) if parts else np.empty(0)
+def _mean(values: np.ndarray) -> float:
     return float(values.mean()) if values.size else float("nan")
 
 
-def _expectations(table: SearchTable, t: float, nonmated_cells: dict[float, np.ndarray],
+def _expectations(table: SearchTable, t: np.ndarray, nonmated_cells: dict[float, np.ndarray],
                   mated_cells: dict[float, np.ndarray], n_groups: int) -> tuple[np.ndarray, np.ndarray]:
-    """Exact expected false and true alerts per group, given the crowd that was drawn."""
-    exp_false = np.zeros(n_groups)
-    exp_true = np.zeros(n_groups)
+    """Exact expected false and true alerts per group at latent thresholds ``t``, shape (T, G),
+    given the crowd that was drawn."""
+    exp_false = np.zeros((len(t), n_groups))
+    exp_true = np.zeros((len(t), n_groups))
     for k, counts in nonmated_cells.items():
         for g in np.flatnonzero(counts):
-            exp_false[g] += counts[g] * float(table.impostor_sf(int(g), t, k))
+            exp_false[:, g] += counts[g] * table.impostor_sf(int(g), t, k)
     for k, counts in mated_cells.items():
         for g in np.flatnonzero(counts):
-            p_true, p_false = table.mated_alert_probabilities(int(g), t, k)
-            exp_true[g] += counts[g] * p_true
-            exp_false[g] += counts[g] * p_false
+            p_true, p_false = table.mated_alert_curves(int(g), t, k)
+            exp_true[:, g] += counts[g] * p_true
+            exp_false[:, g] += counts[g] * p_false
     return exp_false, exp_true
 
 

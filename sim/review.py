@@ -10,10 +10,13 @@ is *lost*. A team that reaches the passer checks their identity (the *engagement
 ends in exactly one outcome: arrest, other disposal or no action for a true match; a wrongful
 stop, or rarely a wrongful arrest, for a false one. An arrest ties the team up for longer.
 
-Operators and teams are simpy Resources; each alert is one simpy process that queues first for an
-operator, then for a team (first come, first served), and gives up on the team at the last moment
-from which it could still reach the passer. Only alerts become events: thousands in a year of
-deployments, never the millions of passers.
+Operators and teams are simpy Resources. Each day's camera raises its alerts in time order; an
+alert queues first for an operator, then for a team (first come, first served), and gives up on
+the team at the last moment from which it could still reach the passer. An alert that finds the
+staff free takes them at once (its review and engagement are timeouts whose callbacks release
+them); only an alert that must wait becomes a simpy process. Only alerts become events: thousands
+in a year of deployments, never the millions of passers; all the days of a replicate run in one
+environment (``ReviewDays``), each with its own staff.
 
 Every random choice an alert needs is drawn up front, one row of uniforms per alert, so the same
 alert meets the same luck whatever the threshold, the number of operators or the number of
@@ -140,86 +143,189 @@ def draw_fates(alerts: Alerts, review: Review) -> Fates:
     )
 
 
-class ReviewDay:
-    """One deployment day of review: a simpy environment, its operators and teams, one process per alert.
+class ReviewDays:
+    """Several deployment days of review in one simpy environment; each day has its own staff.
 
-    Build it, optionally add observer processes to ``env`` (tests sample the operator queue this
-    way), then ``run()``.
+    Alert ``i`` belongs to day ``day[i]``; ``durations[d]`` is day ``d``'s length. Days share
+    nothing but the event queue, so running them side by side gives each day exactly what it
+    would get alone, without building an environment per day.
+
+    Each day with alerts has a camera process that raises its alerts in time order. An alert
+    that finds an operator (then a team) free takes it at once: its review and its engagement
+    are timeouts whose callbacks release the resource. Only an alert that must queue becomes a
+    process of its own, waiting for the operator, or for a team until the last moment from which
+    it could still reach the passer. ``interacted[d]`` records whether any alert of day ``d`` ever
+    found its staff busy: if none did, every alert's fate is its own, whatever the other alerts.
     """
 
-    def __init__(self, alerts: Alerts, review: Review, duration_seconds: float = 0.0):
+    def __init__(self, alerts: Alerts, review: Review, day: np.ndarray, durations: np.ndarray,
+                 fates: Fates | None = None):
         n = len(alerts)
         self.alerts = alerts
         self.review = review
-        self.duration_seconds = float(duration_seconds)
-        self.fates = draw_fates(alerts, review)
+        self.day = np.asarray(day, dtype=np.int64)
+        self.durations = np.asarray(durations, dtype=float)
+        self.fates = draw_fates(alerts, review) if fates is None else fates
         self.env = simpy.Environment()
-        self.operators = simpy.Resource(self.env, capacity=max(review.operators, 1))
         self.team_size = review.officers_per_engagement
-        n_teams = review.officers // self.team_size
-        self.teams = simpy.Resource(self.env, capacity=n_teams) if n_teams > 0 else None
+        self.n_teams = review.officers // self.team_size
         self.outcome = np.full(n, -1, dtype=np.int64)
         self.operator_wait = np.full(n, np.nan)
         self.operator_seconds = np.zeros(n)
         self.officer_wait = np.full(n, np.nan)
         self.officer_seconds = np.zeros(n)
         self.to_engagement = np.full(n, np.nan)
-        self._last_review_end = 0.0
-        self._last_engagement_end = 0.0
-        for i in range(n):
-            self.env.process(self._alert(i))
+        self.review_end = np.zeros(n)        # when the alert's review ended (0: none)
+        self.engagement_end = np.zeros(n)    # when its team was free again (0: no engagement)
+        self.interacted = np.zeros(len(self.durations), dtype=bool)
+        self._operators: dict[int, simpy.Resource] = {}
+        self._teams: dict[int, simpy.Resource | None] = {}
+        order = np.argsort(self.day, kind="stable")
+        days, starts = np.unique(self.day[order], return_index=True)
+        ends = np.append(starts[1:], n)[:len(starts)]
+        for d, lo, hi in zip(days.tolist(), starts.tolist(), ends.tolist(), strict=True):
+            self._operators[d] = simpy.Resource(self.env, capacity=max(review.operators, 1))
+            self._teams[d] = simpy.Resource(self.env, capacity=self.n_teams) if self.n_teams > 0 else None
+            rows = order[lo:hi]
+            rows = rows[np.argsort(alerts.seconds[rows], kind="stable")]
+            self.env.process(self._camera(d, rows.tolist()))
 
-    def _alert(self, i: int) -> Generator[simpy.Event, object, None]:
+    def _camera(self, d: int, rows: list[int]) -> Generator[simpy.Event, object, None]:
+        env, seconds = self.env, self.alerts.seconds
+        for i in rows:
+            wait = float(seconds[i]) - env.now
+            if wait > 0:
+                yield env.timeout(wait)
+            self._raised(i, d)
+
+    def _raised(self, i: int, d: int) -> None:
+        if not self.review.require_operator_review:
+            self._confirmed(i, d)
+            return
+        req = self._operators[d].request()
+        if req.triggered:
+            self.operator_wait[i] = 0.0
+            self.env.timeout(self.fates.review_seconds[i]).callbacks.append(
+                lambda _: self._reviewed(i, d, req))
+        else:
+            self.interacted[d] = True
+            self.env.process(self._queue_for_operator(i, d, req))
+
+    def _queue_for_operator(self, i: int, d: int, req) -> Generator[simpy.Event, object, None]:
+        yield req
+        self.operator_wait[i] = self.env.now - self.alerts.seconds[i]
+        yield self.env.timeout(self.fates.review_seconds[i])
+        self._reviewed(i, d, req)
+
+    def _reviewed(self, i: int, d: int, req) -> None:
+        self._operators[d].release(req)
+        self.operator_seconds[i] = self.fates.review_seconds[i]
+        self.review_end[i] = self.env.now
+        if not self.fates.confirmed[i]:
+            self.outcome[i] = REJECTED
+            return
+        self._confirmed(i, d)
+
+    def _confirmed(self, i: int, d: int) -> None:
         env, fate = self.env, self.fates
-        yield env.timeout(float(self.alerts.seconds[i]))
-        raised = env.now
-        leaves = raised + fate.dwell_seconds[i]
-        if self.review.require_operator_review:
-            with self.operators.request() as req:
-                yield req
-                self.operator_wait[i] = env.now - raised
-                yield env.timeout(fate.review_seconds[i])
-                self.operator_seconds[i] = fate.review_seconds[i]
-                self._last_review_end = max(self._last_review_end, env.now)
-            if not fate.confirmed[i]:
-                self.outcome[i] = REJECTED
-                return
         confirmed = env.now
         # the last moment a team can set off and still reach the passer inside the zone
-        latest = leaves - fate.response_seconds[i]
-        if self.teams is None or confirmed > latest:
+        latest = self.alerts.seconds[i] + fate.dwell_seconds[i] - fate.response_seconds[i]
+        teams = self._teams[d]
+        if teams is None or confirmed > latest:
             self.officer_wait[i] = 0.0
             self.outcome[i] = LOST
             return
-        with self.teams.request() as req:
-            if not req.triggered:   # every team busy: wait, but only until the passer is out of reach
-                yield req | env.timeout(latest - confirmed)
-            self.officer_wait[i] = env.now - confirmed
-            if not req.triggered:
-                self.outcome[i] = LOST   # the passer walked out of reach while every team was busy
-                return
-            self.to_engagement[i] = env.now + fate.response_seconds[i] - raised
-            team_seconds = fate.response_seconds[i] + fate.engagement_seconds[i]
-            yield env.timeout(team_seconds)
-            self.officer_seconds[i] = team_seconds * self.team_size
-            self._last_engagement_end = max(self._last_engagement_end, env.now)
-        self.outcome[i] = fate.outcome[i]
+        req = teams.request()
+        if req.triggered:
+            self._engage(i, d, req, confirmed)
+        else:   # every team busy: wait, but only until the passer is out of reach
+            self.interacted[d] = True
+            env.process(self._queue_for_team(i, d, req, confirmed, latest))
+
+    def _queue_for_team(self, i: int, d: int, req, confirmed: float, latest: float
+                        ) -> Generator[simpy.Event, object, None]:
+        yield req | self.env.timeout(latest - confirmed)
+        if not req.triggered:
+            req.cancel()
+            self.officer_wait[i] = self.env.now - confirmed
+            self.outcome[i] = LOST   # the passer walked out of reach while every team was busy
+            return
+        self._engage(i, d, req, confirmed)
+
+    def _engage(self, i: int, d: int, req, confirmed: float) -> None:
+        env, fate = self.env, self.fates
+        self.officer_wait[i] = env.now - confirmed
+        self.to_engagement[i] = env.now + fate.response_seconds[i] - self.alerts.seconds[i]
+        team_seconds = fate.response_seconds[i] + fate.engagement_seconds[i]
+        env.timeout(team_seconds).callbacks.append(lambda _: self._released(i, d, req, team_seconds))
+
+    def _released(self, i: int, d: int, req, team_seconds: float) -> None:
+        self._teams[d].release(req)
+        self.officer_seconds[i] = team_seconds * self.team_size
+        self.engagement_end[i] = self.env.now
+        self.outcome[i] = self.fates.outcome[i]
 
     def run(self) -> ReviewResult:
-        """Run the day until every alert has its outcome."""
+        """Run every day until each alert has its outcome; on-duty seconds are summed over days."""
         self.env.run()
         assert (self.outcome >= 0).all(), "every alert ends in exactly one outcome"
-        rev = self.review
-        operators = rev.operators if rev.require_operator_review else 0
+        operator_end, officer_end = self.day_ends(np.ones(len(self.alerts), dtype=bool))
         return ReviewResult(
             outcome=self.outcome, operator_wait=self.operator_wait, operator_seconds=self.operator_seconds,
             officer_wait=self.officer_wait, officer_seconds=self.officer_seconds,
             to_engagement=self.to_engagement,
-            operator_on_duty_seconds=operators * max(self.duration_seconds, self._last_review_end),
-            officer_on_duty_seconds=rev.officers * max(self.duration_seconds, self._last_engagement_end),
+            operator_on_duty_seconds=on_duty_seconds(self.review, operator_end, officer_end)[0],
+            officer_on_duty_seconds=on_duty_seconds(self.review, operator_end, officer_end)[1],
         )
 
+    def day_ends(self, keep: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Each day's end of duty for operators and officers, counting only alerts ``keep``."""
+        return shift_ends(self.durations, self.day[keep], self.review_end[keep], self.engagement_end[keep])
 
-def review_alerts(alerts: Alerts, review: Review, duration_seconds: float) -> ReviewResult:
+
+def shift_ends(durations: np.ndarray, day: np.ndarray, review_end: np.ndarray, engagement_end: np.ndarray
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """Per day: the deployment's end, extended until its last review and its last engagement end."""
+    operator_end = np.array(durations, dtype=float)
+    officer_end = operator_end.copy()
+    np.maximum.at(operator_end, day, review_end)
+    np.maximum.at(officer_end, day, engagement_end)
+    return operator_end, officer_end
+
+
+def on_duty_seconds(review: Review, operator_end: np.ndarray, officer_end: np.ndarray) -> tuple[float, float]:
+    """(operator, officer) seconds on duty over the days whose shifts end at these times."""
+    operators = review.operators if review.require_operator_review else 0
+    return float(operators * operator_end.sum()), float(review.officers * officer_end.sum())
+
+
+class ReviewDay(ReviewDays):
+    """One deployment day of review: a simpy environment, its operators and teams.
+
+    Build it, optionally add observer processes to ``env`` (tests sample the operator queue this
+    way), then ``run()``.
+    """
+
+    def __init__(self, alerts: Alerts, review: Review, duration_seconds: float = 0.0,
+                 fates: Fates | None = None):
+        super().__init__(alerts, review, np.zeros(len(alerts), dtype=np.int64),
+                         np.array([float(duration_seconds)]), fates)
+        self.duration_seconds = float(duration_seconds)
+        if 0 not in self._operators:
+            self._operators[0] = simpy.Resource(self.env, capacity=max(review.operators, 1))
+            self._teams[0] = simpy.Resource(self.env, capacity=self.n_teams) if self.n_teams > 0 else None
+
+    @property
+    def operators(self) -> simpy.Resource:
+        return self._operators[0]
+
+    @property
+    def teams(self) -> simpy.Resource | None:
+        return self._teams[0]
+
+
+def review_alerts(alerts: Alerts, review: Review, duration_seconds: float,
+                  fates: Fates | None = None) -> ReviewResult:
     """Run one deployment's alerts through operators and officers; one outcome per alert."""
-    return ReviewDay(alerts, review, duration_seconds).run()
+    return ReviewDay(alerts, review, duration_seconds, fates).run()

@@ -42,12 +42,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from scipy import special
 
-from .config import Crowd, Experiment
+from .config import Experiment
 from .crowd import (
-    CrowdCounts,
     Site,
-    arrival_seconds,
-    draw_crowd,
     frames_distribution,
     realise_programme,
     watchlist_group_shares,
@@ -202,21 +199,43 @@ class SearchTable:
         entry and reaches t. Genuine and impostor scores are independent given the probe.
         ``size_scale`` searches a watchlist of the same make-up ``size_scale`` times as large.
         """
+        p_true, p_false = self.mated_alert_curves(g, np.array([float(t)]), looks, size_scale)
+        return float(p_true[0]), float(p_false[0])
+
+    def mated_alert_curves(self, g: int, t: np.ndarray, looks: float = 1.0, size_scale: float = 1.0
+                           ) -> tuple[np.ndarray, np.ndarray]:
+        """``mated_alert_probabilities`` at many latent thresholds ``t`` at once.
+
+        Both are integrals from t up, by the trapezoid rule on the grid points above t: the
+        intervals between grid points are summed once from the top (a reversed cumulative sum),
+        and each threshold adds its own partial interval from t to the next grid point.
+        """
         m = self.model
+        t = np.asarray(t, dtype=float)
         grid = self.grid
         hi = max(grid[-1], m.genuine_location[g] + 12 * m.genuine_sd[g])
-        if t == np.inf:
-            return 0.0, 0.0
-        lo = max(t, grid[0])
-        pts = np.concatenate([[lo], grid[(grid > lo) & (grid < hi)], [hi]])
+        pts = np.concatenate([grid[grid < hi], [hi]])
         gen_cdf = m.genuine_cdf(g, pts, looks)
         gen_sf = np.exp(m.genuine_logsf(g, pts, looks))     # exact in the upper tail
         imp_sf = np.exp(self.impostor_logsf(g, pts, looks * size_scale))
-        mid_imp = 0.5 * (imp_sf[:-1] + imp_sf[1:])
-        mid_gen = 0.5 * (gen_cdf[:-1] + gen_cdf[1:])
-        p_true = float(np.sum(-np.diff(gen_sf) * (1.0 - mid_imp)) + gen_sf[-1])
-        p_false = float(np.sum(-np.diff(imp_sf) * mid_gen) + imp_sf[-1])
-        return min(max(p_true, 0.0), 1.0), min(max(p_false, 0.0), 1.0)
+
+        def tail(step_sum: np.ndarray) -> np.ndarray:       # tail[j]: sum of intervals from pts[j] up
+            return np.concatenate([np.cumsum(step_sum[::-1])[::-1], [0.0]])
+
+        true_tail = tail(-np.diff(gen_sf) * (1.0 - 0.5 * (imp_sf[:-1] + imp_sf[1:])))
+        false_tail = tail(-np.diff(imp_sf) * 0.5 * (gen_cdf[:-1] + gen_cdf[1:]))
+        never = np.isposinf(t)
+        lo = np.maximum(np.where(never, grid[0], t), grid[0])
+        j = np.minimum(np.searchsorted(pts, lo, side="right"), len(pts) - 1)   # first point above lo
+        lo_gen_cdf = m.genuine_cdf(g, lo, looks)
+        lo_gen_sf = np.exp(m.genuine_logsf(g, lo, looks))
+        lo_imp_sf = np.exp(self.impostor_logsf(g, lo, looks * size_scale))
+        p_true = ((lo_gen_sf - gen_sf[j]) * (1.0 - 0.5 * (lo_imp_sf + imp_sf[j])) + true_tail[j]
+                  + gen_sf[-1])
+        p_false = ((lo_imp_sf - imp_sf[j]) * 0.5 * (lo_gen_cdf + gen_cdf[j]) + false_tail[j]
+                   + imp_sf[-1])
+        return (np.where(never, 0.0, np.clip(p_true, 0.0, 1.0)),
+                np.where(never, 0.0, np.clip(p_false, 0.0, 1.0)))
 
     def true_alert_probabilities(self, t: float, looks: float = 1.0, size_scale: float = 1.0) -> np.ndarray:
         """P(true alert) at latent threshold t for a watchlisted passer of each group, shape (G,).
@@ -501,7 +520,20 @@ class Search:
     watchlisted: np.ndarray
     nonmated_cells: dict[float, np.ndarray]     # looks -> non-watchlisted passers per group
     mated_cells: dict[float, np.ndarray]        # looks -> watchlisted passers per group
-    candidates: list[tuple[Site, Candidates]]
+    flat: Candidates                            # every deployment's candidates, deployment by deployment
+    bounds: np.ndarray                          # deployment d's candidates are flat[bounds[d]:bounds[d + 1]]
+
+    @property
+    def candidates(self) -> list[tuple[Site, Candidates]]:
+        """(site, its candidates in arrival order) for every deployment."""
+        f, b = self.flat, self.bounds
+        return [(site, Candidates(f.group[b[d]:b[d + 1]], f.mated[b[d]:b[d + 1]], f.true_match[b[d]:b[d + 1]],
+                                  f.best[b[d]:b[d + 1]], f.seconds[b[d]:b[d + 1]]))
+                for d, site in enumerate(self.sites)]
+
+    @property
+    def sites(self) -> list[Site]:
+        return self.setup.sites
 
 
 def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchSetup:
@@ -518,61 +550,100 @@ def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchS
     return SearchSetup(sites, model, watchlist, table, frames_distribution(experiment.crowd), pi)
 
 
-def search_deployment(site: Site, setup: SearchSetup, crowd_settings: Crowd, rng: np.random.Generator
-                      ) -> tuple[CrowdCounts, np.ndarray, np.ndarray, Candidates]:
-    """One deployment's crowd and its candidates, every draw from ``rng``.
+def _arrival_seconds(sites: list[Site], deployment: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Arrival times (seconds from each deployment's start) of passers of the given deployments.
 
-    Returns the crowd (as counts), the looks of its count columns, the looks of its watchlisted
-    passers, and the candidates: non-watchlisted passers who clear the floor (drawn as binomial
-    counts per (group, looks) cell, then their best scores) and watchlisted passers whose best of
-    genuine and impostor scores does.
+    Two uniforms per passer, whatever the profile: the first picks the slice of the footfall
+    profile (by its weights), the second the moment within the slice.
     """
-    table, model = setup.table, setup.model
-    shares = site.group_shares(model.groups, crowd_settings.female_share)
-    crowd = draw_crowd(site, shares, setup.watchlisted_probability, setup.frames, rng)
-    looks = effective_looks(crowd.frames, crowd_settings.frame_correlation)
-    q = np.stack([table.floor_exceedance(k) for k in looks], axis=1)       # (G, M)
-    exceeders = rng.binomial(crowd.nonmated, q)
-    cells = [(int(g), float(looks[m]), int(exceeders[g, m]))
-             for g, m in zip(*np.nonzero(exceeders), strict=True)]
-    nm_group, _, nm_best = table.draw_exceeder_cells(cells, rng)
-    m_looks = effective_looks(crowd.mated_frames, crowd_settings.frame_correlation)
-    genuine = model.genuine_rvs(crowd.mated_group, m_looks, rng)
-    impostor = table.draw_best_impostor(crowd.mated_group, m_looks, rng)
-    m_best = np.maximum(genuine, impostor)
-    keep = m_best >= table.floor
-    group = np.concatenate([nm_group, crowd.mated_group[keep]]).astype(np.int64)
-    mated = np.concatenate([np.zeros(len(nm_group), bool), np.ones(int(keep.sum()), bool)])
-    true_match = np.concatenate([np.zeros(len(nm_group), bool), (genuine >= impostor)[keep]])
-    scores = np.concatenate([nm_best, m_best[keep]])
-    seconds = arrival_seconds(site, len(group), rng)
-    order = np.argsort(seconds, kind="stable")
-    return crowd, looks, m_looks, Candidates(group[order], mated[order], true_match[order], scores[order],
-                                             seconds[order])
+    n = len(deployment)
+    pick, within = rng.random(n), rng.random(n)
+    duration = np.array([s.duration_seconds for s in sites])[deployment]
+    seconds = within * duration
+    for d in np.unique(deployment):
+        profile = sites[d].footfall_profile
+        if len(profile) == 1 or profile.sum() <= 0:
+            continue
+        rows = np.flatnonzero(deployment == d)
+        cdf = np.cumsum(profile / profile.sum())
+        which = np.minimum(cdf.searchsorted(pick[rows], side="right"), len(profile) - 1)
+        seconds[rows] = (which + within[rows]) * (sites[d].duration_seconds / len(profile))
+    return seconds
 
 
 def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: int, seed: int) -> Search:
     """Every deployment's crowd and the best scores of the passers who clear the floor.
 
-    Deployment ``d`` draws from ``stream(seed, replicate, d, STAGE_CROWD)`` (``sim.seeds``).
+    All deployments are drawn together, one numpy call per step with a row per deployment, from
+    one stream, ``stream(seed, replicate, 0, STAGE_CROWD)`` (``sim.seeds``): a replicate is never
+    split between workers, so its draws depend on nothing but its key. Steps, in this order:
+    passers per deployment (Poisson), their groups (multinomial by the site's mix), captured,
+    watchlisted (binomial), frames (multinomial), the non-watchlisted passers clearing the floor
+    per (deployment, group, looks) cell (binomial); the exceeders' probe effects and best scores
+    cell by cell over (group, looks), deployments in order within a cell; the watchlisted
+    passers' frames, genuine and best impostor scores; every candidate's arrival time.
     """
-    n_groups = len(setup.model.groups)
-    passers = np.zeros(n_groups, np.int64)
-    faces = np.zeros(n_groups, np.int64)
-    watchlisted = np.zeros(n_groups, np.int64)
+    table, model, crowd_settings = setup.table, setup.model, experiment.crowd
+    sites = setup.sites
+    n_groups = len(model.groups)
+    rng = stream(seed, replicate, 0, STAGE_CROWD)
+    values, pmf = setup.frames
+    n_sites = len(sites)
+    shares = np.array([s.group_shares(model.groups, crowd_settings.female_share) for s in sites]
+                      ).reshape(n_sites, n_groups)
+    expected = np.array([s.expected_passers for s in sites])
+    capture = np.array([s.capture_rate for s in sites])
+    total = rng.poisson(expected)
+    passers = rng.multinomial(total, shares) if n_sites else np.zeros((0, n_groups), np.int64)
+    captured = rng.binomial(passers, capture[:, None])
+    mated = rng.binomial(captured, setup.watchlisted_probability[None, :])
+    if len(values) > 1:
+        nonmated = rng.multinomial(captured - mated, pmf)                       # (D, G, M)
+    else:
+        nonmated = (captured - mated)[:, :, None]
+    looks = effective_looks(values, crowd_settings.frame_correlation)
+    q = np.stack([table.floor_exceedance(k) for k in looks], axis=1)         # (G, M)
+    exceeders = rng.binomial(nonmated, q[None, :, :])
+    cells, cell_dep = [], []
+    for g, m in zip(*np.nonzero(exceeders.sum(axis=0)), strict=True):
+        per_dep = exceeders[:, g, m]
+        cells.append((int(g), float(looks[m]), int(per_dep.sum())))
+        cell_dep.append(np.repeat(np.arange(n_sites), per_dep))
+    nm_group, _, nm_best = table.draw_exceeder_cells(cells, rng)
+    nm_dep = np.concatenate(cell_dep) if cell_dep else np.empty(0, np.int64)
+    m_dep = np.repeat(np.repeat(np.arange(n_sites), n_groups), mated.ravel())
+    m_group = np.tile(np.arange(n_groups), n_sites).repeat(mated.ravel())
+    if len(values) > 1:
+        cdf = pmf.cumsum()
+        m_frames = values[np.minimum(cdf.searchsorted(rng.random(len(m_group)) * cdf[-1], side="right"),
+                                     len(values) - 1)]
+    else:
+        m_frames = np.ones(len(m_group), dtype=np.int64)
+    m_looks = effective_looks(m_frames, crowd_settings.frame_correlation)
+    genuine = model.genuine_rvs(m_group, m_looks, rng)
+    impostor = table.draw_best_impostor(m_group, m_looks, rng)
+    m_best = np.maximum(genuine, impostor)
+    keep = m_best >= table.floor
+    deployment = np.concatenate([nm_dep, m_dep[keep]]).astype(np.int64)
+    group = np.concatenate([nm_group, m_group[keep]]).astype(np.int64)
+    is_mated = np.concatenate([np.zeros(len(nm_group), bool), np.ones(int(keep.sum()), bool)])
+    true_match = np.concatenate([np.zeros(len(nm_group), bool), (genuine >= impostor)[keep]])
+    scores = np.concatenate([nm_best, m_best[keep]])
+    seconds = _arrival_seconds(sites, deployment, rng)
+    order = np.lexsort((seconds, deployment))            # by deployment, then arrival
+    flat = Candidates(group[order], is_mated[order], true_match[order], scores[order], seconds[order])
+    bounds = np.concatenate([[0], np.cumsum(np.bincount(deployment, minlength=n_sites))])
+
+    count_frames = crowd_settings.count_faces_as == "frames"
+    nm_faces = (nonmated @ values) if count_frames else nonmated.sum(axis=2)
+    m_faces = np.bincount(m_group, weights=m_frames if count_frames else None, minlength=n_groups)
     nonmated_cells: dict[float, np.ndarray] = {}
+    per_column = nonmated.sum(axis=0).astype(np.int64)                     # (G, M)
+    for m, k in enumerate(looks):     # frame counts with the same looks share a cell
+        nonmated_cells[float(k)] = nonmated_cells.get(float(k), 0) + per_column[:, m]
     mated_cells: dict[float, np.ndarray] = {}
-    searched = []
-    for site in setup.sites:
-        rng = stream(seed, replicate, site.index, STAGE_CROWD)
-        crowd, looks, m_looks, cands = search_deployment(site, setup, experiment.crowd, rng)
-        passers += crowd.passers
-        faces += crowd.faces(experiment.crowd.count_faces_as)
-        watchlisted += crowd.watchlisted()
-        for m, k in enumerate(looks):
-            nonmated_cells.setdefault(float(k), np.zeros(n_groups, np.int64))
-            nonmated_cells[float(k)] += crowd.nonmated[:, m]
-        for g, k in zip(crowd.mated_group, m_looks, strict=True):
-            mated_cells.setdefault(float(k), np.zeros(n_groups, np.int64))[g] += 1
-        searched.append((site, cands))
-    return Search(setup, passers, faces, watchlisted, nonmated_cells, mated_cells, searched)
+    for k in np.unique(m_looks):
+        mated_cells[float(k)] = np.bincount(m_group[m_looks == k], minlength=n_groups).astype(np.int64)
+    return Search(setup, passers.sum(axis=0).astype(np.int64),
+                  (nm_faces.sum(axis=0) + m_faces).astype(np.int64),
+                  mated.sum(axis=0).astype(np.int64), nonmated_cells, mated_cells, flat, bounds)
