@@ -99,7 +99,7 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
     # up, so each alert set is a subset of the one before. A deployment is reviewed again only if
     # its alert set changed and, in its latest review, some alert found the staff busy: when none
     # did, every alert's fate was its own, and dropping alerts changes nothing for the others.
-    state = _ReviewState(n, len(sites))
+    state = _ReviewState(cands, len(sites))
     results: dict[float, dict[str, np.ndarray | float]] = {}
     for j in np.argsort(latent, kind="stable"):
         threshold, t = float(thresholds[j]), latent[j]
@@ -143,12 +143,19 @@ class _ReviewState:
     FIELDS = ("outcome", "operator_wait", "operator_seconds", "officer_wait", "officer_seconds",
               "to_engagement", "review_end", "engagement_end")
 
-    def __init__(self, n: int, n_days: int):
+    def __init__(self, cands, n_days: int):
+        n = len(cands.best)
         self.outcome = np.full(n, -1, dtype=np.int64)
         for name in self.FIELDS[1:]:
             setattr(self, name, np.full(n, np.nan))
         self.reviewed_alerts = np.full(n_days, -1)      # -1: never reviewed
         self.interacted = np.zeros(n_days, dtype=bool)
+        # per candidate, what it adds to each of COUNTED if it alerts (the review's columns are
+        # filled in as deployments are reviewed)
+        self.columns = np.zeros((n, len(COUNTED)))
+        self.columns[:, :4] = np.stack([np.ones(n), cands.true_match, ~cands.true_match, ~cands.mated],
+                                       axis=1)
+        self.true_match = cands.true_match
 
     def update(self, rows: np.ndarray, deployment: np.ndarray, durations: np.ndarray, redo: np.ndarray,
                per_day: np.ndarray, candidates: Alerts, review: Review, fates: Fates) -> None:
@@ -159,6 +166,11 @@ class _ReviewState:
         days.run()
         for name in self.FIELDS:
             getattr(self, name)[rows] = getattr(days, name)
+        out = days.outcome
+        review_columns = [out == code for _, code in OUTCOME_METRICS]
+        review_columns += [np.isin(out, ENGAGED), (out == LOST) & self.true_match[rows]]
+        review_columns += [np.nan_to_num(getattr(days, name)) for _, name in TIME_METRICS]
+        self.columns[rows, 4:] = np.stack(review_columns, axis=1)
         self.reviewed_alerts[redo] = per_day[redo]
         self.interacted[redo] = days.interacted[redo]
 
@@ -177,24 +189,20 @@ TIME_METRICS = (("operator_busy_seconds", "operator_seconds"),
                 ("seconds_to_engagement_total", "to_engagement"))
 
 
+COUNTED = (["alerts", "true_alerts", "false_alerts", "nonmated_false_alerts"]
+           + [name for name, _ in OUTCOME_METRICS] + ["engagements", "lost_true_alerts"]
+           + [name for name, _ in TIME_METRICS])
+
+
 def _tally(cands, hit: np.ndarray, state: _ReviewState, n_groups: int) -> dict[str, np.ndarray]:
-    """Alert and outcome counts per group over all deployments at one threshold: one product of
-    the alerts' group indicators with a column per count."""
-    g = cands.group[hit]
-    true_hit = cands.true_match[hit]
-    out = state.outcome[hit]
-    columns = [np.ones(len(g)), true_hit, ~true_hit, ~cands.mated[hit]]
-    columns += [out == code for _, code in OUTCOME_METRICS]
-    columns += [np.isin(out, ENGAGED), (out == LOST) & true_hit]
-    columns += [np.nan_to_num(getattr(state, name)[hit]) for _, name in TIME_METRICS]
-    names = (["alerts", "true_alerts", "false_alerts", "nonmated_false_alerts"]
-             + [name for name, _ in OUTCOME_METRICS] + ["engagements", "lost_true_alerts"]
-             + [name for name, _ in TIME_METRICS])
-    weights = np.stack(columns, axis=1).astype(float)
-    by_group = np.zeros((n_groups, len(names)))
-    np.add.at(by_group, g, weights)
+    """Alert and outcome counts per group over all deployments at one threshold: one matrix
+    product of the alerts' group indicators with the candidates' columns of counts."""
+    rows = np.flatnonzero(hit)
+    alerted = np.zeros((n_groups, len(rows)))
+    alerted[cands.group[rows], np.arange(len(rows))] = 1.0
+    by_group = alerted @ state.columns[rows]
     counts = {name: np.zeros(n_groups) for name in COUNT_METRICS}
-    counts.update({name: by_group[:, k] for k, name in enumerate(names)})
+    counts.update({name: by_group[:, k] for k, name in enumerate(COUNTED)})
     return counts
 
 
