@@ -1,7 +1,8 @@
-"""Figures and the readable summary, drawn from stored metrics alone.
+"""Figures and the readable summary, drawn from what a results folder stores.
 
-``write_report(folder, results)`` writes ``summary.md`` and ``figures/*.png``; ``lfrsim report DIR``
-calls it on a finished folder, so figures can be redrawn without re-running anything.
+``write_report(folder, results)`` writes ``summary.md`` and ``figures/*.png`` (each figure drawn by
+``sim.plot``, which a notebook can call too); ``lfrsim report DIR`` calls it on a finished folder,
+so figures can be redrawn without re-running anything.
 """
 
 from __future__ import annotations
@@ -9,27 +10,11 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 
-from .metrics import (
-    black_white_ratio,
-    borough_exposure,
-    compare,
-    disparity,
-    disparity_by_cell,
-    expected_false_alert_rate,
-    expected_fpir,
-    expected_ratio,
-    exposure_per_head,
-    parameter_columns,
-    poisson_interval,
-    summary_value,
-)
+from . import plot
+from .metrics import black_white_ratio, borough_exposure, compare, disparity, summary_value
 from .results import Results, atomic_write_bytes, atomic_write_text
-
-FUNNEL = ("alerts", "operator_rejected", "lost_alerts", "engagements", "arrests", "other_disposals",
-          "no_action", "wrongful_stops", "wrongful_arrests")
 
 
 def _fmt(x: float) -> str:
@@ -46,206 +31,38 @@ def _fmt(x: float) -> str:
     return f"{x:.3g}"
 
 
-def _png(fig, path: Path) -> None:
+HEADLINE_METRICS = ("faces", "alerts", "true_alerts", "false_alerts", "expected_false_alerts", "arrests",
+                    "wrongful_stops")
+CELL_METRICS = ("faces", "alerts", "false_alerts", "tpir", "ppv", "arrests", "wrongful_stops", "lost_alerts")
+DPI = 150
+
+
+def _save(fig, path: Path) -> str:
+    """Write a figure atomically as PNG (no timestamp in it, so redrawing gives the same bytes)."""
     import io
 
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=160, bbox_inches="tight", metadata={"Software": None})
+    fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight", metadata={"Software": None})
+    plt.close(fig)
     atomic_write_bytes(path, buf.getvalue())
+    return path.name
 
 
-PARAM_LABELS = {"matcher.threshold": "threshold (vendor score)", "watchlist.size": "watchlist entries",
-                "review.officers": "intervention officers", "review.operators": "operators"}
-
-
-def _series(summary: pd.DataFrame, metric: str, group: str = "all") -> pd.DataFrame:
-    return summary[(summary["metric"] == metric) & (summary["group"] == group)]
-
-
-def _lines(summary: pd.DataFrame, x: str, metric: str, group: str = "all"):
-    """(label, rows sorted by x) for each combination of the other swept settings."""
-    rows = _series(summary, metric, group)
-    others = [p for p in parameter_columns(summary) if p != x]
-    if not others:
-        yield "", rows.sort_values(x)
-        return
-    for key, part in rows.groupby(others, sort=True):
-        key = key if isinstance(key, tuple) else (key,)
-        label = ", ".join(f"{PARAM_LABELS.get(o, o)} {k}" for o, k in zip(others, key, strict=True))
-        yield label, part.sort_values(x)
-
-
-def _plot_metric(ax, summary, x, metric, group="all", scale=1.0, band=True, log=False, **style):
-    for label, rows in _lines(summary, x, metric, group):
-        xs = rows[x].astype(float).to_numpy()
-        est = rows["estimate"].to_numpy(float) * scale
-        if log:  # a zero count has no place on a log axis: its interval's upper end still shows
-            est = np.where(est > 0, est, np.nan)
-        ax.plot(xs, est, marker="o", ms=3, label=label or None, **style)
-        if band:
-            low = rows["ci_low"].to_numpy(float) * scale
-            ax.fill_between(xs, np.where(low > 0, low, np.nan) if log else low, rows["ci_high"] * scale,
-                            alpha=0.2)
-
-
-def _figure_threshold(plt, folder, results) -> list[str]:
-    """False alerts vs threshold with the reported point; DET per group; disparity."""
-    summary, exp = results.summary, results.experiment
-    x = "matcher.threshold"
-    drawn = []
-    cmp_ = exp.comparison
-    fig, ax = plt.subplots(figsize=(8, 5))
-    per = cmp_.faces if cmp_ else 1e6
-    _plot_metric(ax, summary, x, "false_alert_rate", scale=per, log=True)
-    exp_rate = expected_false_alert_rate(summary)
-    for label, rows in _lines(exp_rate, x, "expected_false_alert_rate"):
-        ax.plot(rows[x].astype(float), rows["estimate"] * per, ls="--", color="grey",
-                label=("exact expectation" + (f" ({label})" if label else "")))
-    if cmp_ is not None:
-        lo, hi = poisson_interval(cmp_.false_alerts)
-        ax.errorbar([cmp_.threshold if cmp_.threshold is not None else exp.matcher.threshold],
-                    [cmp_.false_alerts], yerr=[[cmp_.false_alerts - lo],
-                    [hi - cmp_.false_alerts]], fmt="s", color="crimson", capsize=4,
-                    label=f"reported: {cmp_.false_alerts} (Poisson 95%)")
-    ax.set_yscale("log")
-    ax.set_xlabel(PARAM_LABELS[x])
-    ax.set_ylabel(f"false alerts per {per:,.0f} faces")
-    ax.set_title("False alerts against threshold (simulated, 95% Clopper–Pearson)")
-    ax.legend(fontsize=8)
-    _png(fig, folder / "false_alerts_vs_threshold.png")
-    plt.close(fig)
-    drawn.append("false_alerts_vs_threshold.png")
-
-    # DET: FNIR against FPIR per group, probit axes, from the exact expectations
-    from scipy import stats
-
-    fig, ax = plt.subplots(figsize=(7, 6))
-    groups = [g for g in summary["group"].unique() if g != "all"]
-    fpir = expected_fpir(summary)
-    tpir = expected_ratio(summary, "expected_true_alerts", "watchlisted_passers", "expected_tpir")
-    for g in groups:
-        f = fpir[fpir["group"] == g].sort_values(x)
-        t = tpir[tpir["group"] == g].sort_values(x)
-        if f.empty or t.empty:
-            continue
-        fp = np.clip(f["estimate"].to_numpy(float), 1e-12, 1 - 1e-12)
-        fn = np.clip(1 - t["estimate"].to_numpy(float), 1e-6, 1 - 1e-6)
-        n = min(len(fp), len(fn))
-        ax.plot(stats.norm.ppf(fp[:n]), stats.norm.ppf(fn[:n]), label=g)
-    ticks = [1e-9, 1e-7, 1e-5, 1e-3, 1e-1]
-    ax.set_xticks(stats.norm.ppf(ticks), [f"{t:g}" for t in ticks])
-    yt = [0.01, 0.05, 0.1, 0.2, 0.5]
-    ax.set_yticks(stats.norm.ppf(yt), [f"{t:g}" for t in yt])
-    ax.set_xlabel("FPIR (exact expectation, probit scale)")
-    ax.set_ylabel("FNIR = 1 − TPIR (probit scale)")
-    ax.set_title("DET curves per passer group across thresholds")
-    ax.legend(fontsize=7, ncol=2)
-    _png(fig, folder / "det_by_group.png")
-    plt.close(fig)
-    drawn.append("det_by_group.png")
-
-    fig, ax = plt.subplots(figsize=(8, 4.5))
-    ratios = disparity_by_cell(summary)
-    frame = ratios.drop(columns=["highest", "lowest"]).assign(group="all", metric="ratio", ci_low=np.nan,
-                                                              ci_high=np.nan, replicates=0)
-    for label, rows in _lines(frame, x, "ratio"):
-        ax.plot(rows[x].astype(float), rows["estimate"], marker="o", ms=3, label=label or None)
-    bw = black_white_ratio(summary)
-    cells_x = [(float(c[x]), bw[i]) for i, c in enumerate(results.cells) if x in c]
-    if cells_x and len(parameter_columns(summary)) == 1:
-        xs, ys = zip(*sorted(cells_x), strict=True)
-        ax.plot(xs, ys, marker="s", ms=3, color="crimson", label="Black / White passers")
-        ax.plot([], [], color="C0", marker="o", ms=3, label="highest / lowest of the ten groups")
-        ax.legend(fontsize=8)
-    ax.axhline(1.0, color="grey", lw=0.8)
-    ax.set_yscale("log")
-    ax.set_xlabel(PARAM_LABELS[x])
-    ax.set_ylabel("ratio of FPIR between groups")
-    ax.set_title("Disparity between passer groups (exact expected FPIR)")
-    _png(fig, folder / "disparity_vs_threshold.png")
-    plt.close(fig)
-    drawn.append("disparity_vs_threshold.png")
-    return drawn
-
-
-CELL_METRICS = ("faces", "alerts", "false_alerts", "tpir", "ppv", "arrests", "wrongful_stops", "lost_alerts")
-
-
-def _legend(ax) -> None:
-    """A legend only when some line is labelled (a single-line plot needs none)."""
-    if ax.get_legend_handles_labels()[0]:
-        ax.legend(fontsize=7)
-
-
-def _cell_label(cell: dict) -> str:
-    return "\n".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in cell.items()) or "base"
-
-
-def _figure_cells(plt, folder: Path, results: Results) -> list[str]:
-    """Cells side by side (for zipped or categorical sweeps): key counts, and exposure per head."""
-    summary = results.summary
-    cells = range(len(results.cells))
-    labels = [_cell_label(c) for c in results.cells]
-    fig, axes = plt.subplots(2, 2, figsize=(12, 8))
-    for ax, metric, label in ((axes[0, 0], "faces", "faces per programme"),
-                              (axes[0, 1], "false_alerts", "false alerts per programme"),
-                              (axes[1, 0], "wrongful_stops", "wrongful stops per programme"),
-                              (axes[1, 1], "arrests", "arrests per programme")):
-        vals = np.array([summary_value(summary, c, "all", metric) for c in cells])
-        ax.bar(range(len(labels)), vals[:, 0], color="#4472c4")
-        ax.errorbar(range(len(labels)), vals[:, 0], yerr=[np.clip(vals[:, 0] - vals[:, 1], 0, None),
-                    np.clip(vals[:, 2] - vals[:, 0], 0, None)], fmt="none", color="black", capsize=3)
-        ax.set_xticks(range(len(labels)), labels, fontsize=7)
-        ax.set_ylabel(label)
-    fig.suptitle("Cells compared (mean per programme; bars: 2.5–97.5% of replicates)")
-    fig.tight_layout()
-    _png(fig, folder / "cells_compared.png")
-    plt.close(fig)
-
-    fig, ax = plt.subplots(figsize=(12, 4.5))
-    width = 0.8 / max(len(labels), 1)
-    for i, c in enumerate(cells):
-        exposure = exposure_per_head(summary, c)
-        xs = np.arange(len(exposure)) + i * width
-        ax.bar(xs, exposure["scans_per_resident"], width=width, label=labels[i].replace("\n", ", "))
-        groups = exposure["group"]
-    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, groups, rotation=45)
-    ax.set_ylabel("faces scanned per London resident")
-    ax.set_title("Exposure per head by group and cell (2021 census residents)")
-    ax.legend(fontsize=7)
-    _png(fig, folder / "exposure_by_cell.png")
-    plt.close(fig)
-    return ["cells_compared.png", "exposure_by_cell.png"]
-
-
-def _figure_boroughs(plt, folder: Path, results: Results) -> list[str]:
-    panels = []
-    seen = set()
+def _borough_panels(results: Results) -> list[tuple[int, str, pd.DataFrame]]:
+    panels, seen = [], set()
     for i, cell in enumerate(results.cells):
-        exp_ = results.experiment.with_values(cell) if cell else results.experiment
-        key = repr(exp_.programme.generator.sites) if exp_.programme.generator else "deployments"
+        experiment = results.experiment.with_values(cell) if cell else results.experiment
+        key = repr(experiment.programme.generator.sites) if experiment.programme.generator else "deployments"
         if key not in seen:
             seen.add(key)
-            panels.append((i, key, borough_exposure(exp_)))
-    panels = [p for p in panels if not p[2].empty][:4]
-    if not panels:
-        return []
-    height = 0.32 * max(len(p[2]) for p in panels) + 2
-    fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), height), squeeze=False)
-    for ax, (cell, key, table) in zip(axes[0], panels, strict=True):
-        im = ax.imshow(table.to_numpy(float), aspect="auto", cmap="viridis")
-        ax.set_yticks(range(len(table)), table.index, fontsize=7)
-        ax.set_xticks(range(len(table.columns)), table.columns)
-        ax.set_title(f"cell {cell}: sites {key.strip(chr(39))}", fontsize=9)
-        fig.colorbar(im, ax=ax, label="faces scanned per resident per programme")
-    fig.suptitle("Exposure per head by borough and ethnicity (expected, from the programme's design)")
-    _png(fig, folder / "exposure_by_borough.png")
-    plt.close(fig)
-    return ["exposure_by_borough.png"]
+            panels.append((i, key, borough_exposure(experiment)))
+    return [p for p in panels if not p[2].empty][:4]
 
 
 def draw_figures(folder: Path, results: Results) -> list[str]:
-    """Draw the figures the results support; return their file names."""
+    """Draw the figures the results support into ``folder/figures``; return their file names."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,93 +70,70 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
 
     figures = folder / "figures"
     figures.mkdir(parents=True, exist_ok=True)
-    summary = results.summary
-    params = parameter_columns(summary)
+    summary, experiment, cells = results.summary, results.experiment, results.cells
+    params = plot.parameter_columns(summary)
+    first = plot.setting_label(cells[0]) if cells else ""
+    where = f" — {first}" if len(cells) > 1 else ""
     drawn: list[str] = []
-    groups = [g for g in summary["group"].unique() if g != "all"]
 
-    # false alerts per million faces by group, first cell
-    rates = [summary_value(summary, 0, g, "false_alert_rate") for g in groups]
-    fig, ax = plt.subplots(figsize=(8, 4))
-    est = np.array([r[0] for r in rates]) * 1e6
-    lo = np.array([r[1] for r in rates]) * 1e6
-    hi = np.array([r[2] for r in rates]) * 1e6
-    expected = expected_false_alert_rate(summary)
-    exp_g = [float(expected[(expected["cell"] == 0) & (expected["group"] == g)]["estimate"].iloc[0]) * 1e6
-             for g in groups]
-    ax.bar(groups, est, color="#4472c4", label="simulated")
-    ax.errorbar(groups, est, yerr=[np.clip(est - lo, 0, None), np.clip(hi - est, 0, None)], fmt="none",
-                color="black", capsize=3)
-    ax.scatter(groups, exp_g, color="crimson", marker="_", s=200, zorder=3, label="exact expectation")
-    ax.set_ylabel("false alerts per million faces")
-    ax.set_title("False alerts per face by passer group (cell 0, 95% Clopper–Pearson)")
-    ax.tick_params(axis="x", rotation=45)
-    ax.legend(fontsize=8)
-    _png(fig, figures / "false_alerts_by_group.png")
-    plt.close(fig)
-    drawn.append("false_alerts_by_group.png")
+    fig, ax = plt.subplots(figsize=(9, 4.2), layout="constrained")
+    plot.false_alerts_by_group(ax, summary, 0, f"False alerts per face by passer group{where}")
+    drawn.append(_save(fig, figures / "false_alerts_by_group.png"))
 
-    # the alert funnel, first cell
-    fig, ax = plt.subplots(figsize=(8, 4))
-    vals = [summary_value(summary, 0, "all", m)[0] for m in FUNNEL]
-    ax.barh(list(FUNNEL)[::-1], vals[::-1], color="#70ad47")
-    for i, v in enumerate(vals[::-1]):
-        ax.text(v, i, f" {_fmt(v)}", va="center", fontsize=8)
-    ax.set_xlabel("per programme (mean over replicates)")
-    ax.set_title("Alert funnel: alerts → review → engagement → outcome (cell 0)")
-    _png(fig, figures / "alert_funnel.png")
-    plt.close(fig)
-    drawn.append("alert_funnel.png")
+    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    plot.alert_funnel(ax, summary, 0, f"Alert funnel: alert → review → engagement → outcome{where}")
+    drawn.append(_save(fig, figures / "alert_funnel.png"))
 
-    # exposure: scans per London resident per programme, by group
-    exposure = exposure_per_head(summary, 0)
-    fig, ax = plt.subplots(figsize=(8, 4))
-    ax.bar(exposure["group"], exposure["scans_per_resident"], color="#ed7d31")
-    ax.set_ylabel("faces scanned per London resident")
-    ax.set_title("Exposure per head by group (cell 0; 2021 census residents)")
-    ax.tick_params(axis="x", rotation=45)
-    _png(fig, figures / "exposure_per_head.png")
-    plt.close(fig)
-    drawn.append("exposure_per_head.png")
-    drawn += _figure_boroughs(plt, figures, results)
+    fig, ax = plt.subplots(figsize=(8, 4.2), layout="constrained")
+    plot.exposure_by_group(ax, summary, 0, f"Exposure per head by passer group{where}")
+    drawn.append(_save(fig, figures / "exposure_per_head.png"))
 
-    if "matcher.threshold" in params and summary["matcher.threshold"].nunique() > 2:
-        drawn += _figure_threshold(plt, figures, results)
+    panels = _borough_panels(results)
+    if panels:
+        height = 0.3 * max(len(p[2]) for p in panels) + 1.8
+        fig, axes = plt.subplots(1, len(panels), figsize=(6.5 * len(panels), height), squeeze=False,
+                                 layout="constrained")
+        for ax, (cell, key, table) in zip(axes[0], panels, strict=True):
+            label = plot.setting_label(cells[cell]) if len(panels) > 1 else f"sites: {key.strip(chr(39))}"
+            plot.borough_heatmap(fig, ax, table, label)
+        fig.suptitle("Faces scanned per resident by borough and ethnicity\n(expected, from the programme's "
+                     "design; 2021 census residents)")
+        drawn.append(_save(fig, figures / "exposure_by_borough.png"))
+
+    threshold_sweep = "matcher.threshold" in params and summary["matcher.threshold"].nunique() > 2
+    if threshold_sweep:
+        cmp_ = experiment.comparison
+        reported = (cmp_.false_alerts, cmp_.faces, cmp_.threshold) if cmp_ is not None else None
+        fig, ax = plt.subplots(figsize=(8.5, 5), layout="constrained")
+        plot.false_alerts_vs_threshold(ax, summary, reported)
+        drawn.append(_save(fig, figures / "false_alerts_vs_threshold.png"))
+        fig, ax = plt.subplots(figsize=(8.5, 6), layout="constrained")
+        plot.det_by_group(ax, summary)
+        drawn.append(_save(fig, figures / "det_by_group.png"))
+        fig, ax = plt.subplots(figsize=(9, 4.5), layout="constrained")
+        plot.disparity_vs_threshold(ax, summary, cells)
+        drawn.append(_save(fig, figures / "disparity_vs_threshold.png"))
+
     numeric = [p for p in params if pd.api.types.is_numeric_dtype(summary[p])]
-    if len(results.cells) > 1 and (len(numeric) < len(params) or results.experiment.sweep.mode == "zip"):
-        drawn += _figure_cells(plt, figures, results)
+    if len(cells) > 1 and (len(numeric) < len(params) or experiment.sweep.mode == "zip"):
+        fig = plt.figure(figsize=(12, 8), layout="constrained")
+        plot.cells_compared(fig, summary, cells)
+        drawn.append(_save(fig, figures / "cells_compared.png"))
+        fig, ax = plt.subplots(figsize=(12, 4.5), layout="constrained")
+        plot.exposure_by_cell(ax, summary, cells)
+        drawn.append(_save(fig, figures / "exposure_by_cell.png"))
         return drawn
     for x in numeric:
-        if x == "matcher.threshold" and summary[x].nunique() > 2:
+        if x == "matcher.threshold" and threshold_sweep:
             continue
-        name = x.replace(".", "_")
-        fig, axes = plt.subplots(1, 3, figsize=(14, 4))
-        for ax, metric, label in ((axes[0], "false_alerts", "false alerts per programme"),
-                                  (axes[1], "ppv", "PPV (precision of alerts)"),
-                                  (axes[2], "lost_alerts", "lost alerts per programme")):
-            _plot_metric(ax, summary, x, metric)
-            ax.set_xlabel(PARAM_LABELS.get(x, x))
-            ax.set_ylabel(label)
-            if x == "watchlist.size":
-                ax.set_xscale("log")
-        _legend(axes[0])
-        fig.suptitle(f"Against {PARAM_LABELS.get(x, x)} (95% intervals)")
-        _png(fig, figures / f"sweep_{name}.png")
-        plt.close(fig)
-        drawn.append(f"sweep_{name}.png")
-    if any(p.startswith("review.") for p in numeric):
-        x = next(p for p in numeric if p.startswith("review."))
-        fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-        _plot_metric(axes[0], summary, x, "officer_utilisation")
-        _plot_metric(axes[1], summary, x, "wrongful_stops")
-        axes[0].set_ylabel("officer utilisation")
-        axes[1].set_ylabel("wrongful stops per programme")
-        for ax in axes:
-            ax.set_xlabel(PARAM_LABELS.get(x, x))
-        _legend(axes[0])
-        _png(fig, figures / "officer_utilisation.png")
-        plt.close(fig)
-        drawn.append("officer_utilisation.png")
+        fig = plt.figure(figsize=(14, 4.6), layout="constrained")
+        plot.against_setting(fig, summary, x)
+        drawn.append(_save(fig, figures / f"sweep_{x.replace('.', '_')}.png"))
+    reviewed = [p for p in numeric if p.startswith("review.")]
+    if reviewed:
+        fig = plt.figure(figsize=(11, 4.6), layout="constrained")
+        plot.against_setting(fig, summary, reviewed[0], ("officer_utilisation", "wrongful_stops"))
+        drawn.append(_save(fig, figures / "officer_utilisation.png"))
     return drawn
 
 
@@ -398,8 +192,7 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     groups = ["all", *[g for g in summary["group"].unique() if g != "all"]]
     for g in groups:
-        vals = [summary_value(summary, 0, g, m)[0] for m in ("faces", "alerts", "true_alerts", "false_alerts",
-                                                       "expected_false_alerts", "arrests", "wrongful_stops")]
+        vals = [summary_value(summary, 0, g, m)[0] for m in HEADLINE_METRICS]
         rate = summary_value(summary, 0, g, "false_alert_rate")
         lines.append(f"| {g} | " + " | ".join(_fmt(v) for v in vals)
                      + f" | {_fmt(rate[0] * 1e6)} ({_fmt(rate[1] * 1e6)}–{_fmt(rate[2] * 1e6)}) |")

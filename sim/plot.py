@@ -1,0 +1,375 @@
+"""Figures of a results folder, drawn from its summary table: public, so a notebook draws the same.
+
+Every function takes a summary (``Results.summary``, ``summary.csv`` read with pandas, or a
+results folder: ``summary_of``) and a matplotlib ``Axes`` or ``Figure`` to draw on, and returns
+it; ``sim.report`` calls them to write ``figures/*.png``. Labels speak the domain ("false alerts
+per 3,000,000 faces", "Female Black"), titles name the setting a panel shows, legends sit outside
+the data, and log axes label their decades and the values between them.
+
+    import matplotlib.pyplot as plt
+    from sim import plot
+    summary = plot.summary_of("results/met_2025_headline")
+    fig, ax = plt.subplots()
+    plot.false_alerts_by_group(ax, summary)
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .groups import group_named
+from .metrics import (
+    black_white_ratio,
+    disparity_by_cell,
+    expected_false_alert_rate,
+    expected_fpir,
+    expected_ratio,
+    exposure_per_head,
+    parameter_columns,
+    poisson_interval,
+    summary_value,
+)
+from .results import Results, read_results
+
+SETTING_LABELS = {"matcher.threshold": "threshold", "watchlist.size": "watchlist entries",
+                  "review.officers": "intervention officers", "review.operators": "operators",
+                  "crowd.prevalence_elasticity": "prevalence elasticity",
+                  "programme.generator.deployments_per_week": "deployments a week",
+                  "programme.generator.days_per_week": "days a week", "programme.generator.sites": "sites"}
+METRIC_LABELS = {"alerts": "alerts", "operator_rejected": "rejected by operator",
+                 "lost_alerts": "lost (passer out of reach)", "engagements": "engagements",
+                 "arrests": "arrests", "other_disposals": "other disposals", "no_action": "no action",
+                 "wrongful_stops": "wrongful stops", "wrongful_arrests": "wrongful arrests",
+                 "false_alerts": "false alerts", "true_alerts": "true alerts", "faces": "faces",
+                 "ppv": "PPV (share of alerts that are true)", "tpir": "TPIR",
+                 "officer_utilisation": "officer utilisation"}
+FUNNEL = ("alerts", "operator_rejected", "lost_alerts", "engagements", "arrests", "other_disposals",
+          "no_action", "wrongful_stops", "wrongful_arrests")
+DET_MARKERS = (0.60, 0.64)    # the Met's operating thresholds before and after July 2024
+
+
+def summary_of(source: Results | pd.DataFrame | str | Path) -> pd.DataFrame:
+    """The summary table of a ``Results``, a results folder, or a summary DataFrame as given."""
+    if isinstance(source, pd.DataFrame):
+        return source
+    if isinstance(source, Results):
+        return source.summary
+    return read_results(source).summary
+
+
+def group_label(name: str) -> str:
+    """'female_black' -> 'Female Black'; 'all' -> 'everyone'."""
+    if name == "all":
+        return "everyone"
+    try:
+        g = group_named(name)
+    except KeyError:
+        return name.replace("_", " ")
+    return f"{g.sex.capitalize()} {g.ethnicity.capitalize()}"
+
+
+def setting_label(cell: dict[str, Any]) -> str:
+    """A sweep cell as a reader names it: 'threshold 0.64, watchlist entries 16,000'."""
+    if not cell:
+        return "the experiment's settings"
+    return ", ".join(f"{SETTING_LABELS.get(k, k.rsplit('.', 1)[-1].replace('_', ' '))} {_value_text(v)}"
+                     for k, v in cell.items())
+
+
+def _value_text(v: Any) -> str:
+    if isinstance(v, bool) or not isinstance(v, (int, float)):
+        return str(v)
+    return f"{v:,}" if float(v).is_integer() and abs(v) >= 1000 else f"{v:g}"
+
+
+def count_text(x: float) -> str:
+    """Counts as a table prints them: 2,208; 40.5; 0.50; – for none."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "–"
+    if x == 0:
+        return "0"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    if abs(x) >= 1:
+        return f"{x:,.1f}"
+    return f"{x:.2g}"
+
+
+def log_axis(axis: Any) -> None:
+    """Label a log axis as plain numbers: at 1, 2 and 5 of every decade over three decades or fewer,
+    else at every decade (call it once the data are drawn and the limits set)."""
+    from matplotlib import ticker
+
+    limits = axis.axes.get_xlim() if axis is axis.axes.xaxis else axis.axes.get_ylim()
+    lo, hi = sorted(v for v in limits)
+    decades = math.log10(hi / lo) if lo > 0 and hi > 0 else 10.0
+    subs = (1.0, 2.0, 5.0) if decades <= 3 else (1.0,)
+    axis.set_major_locator(ticker.LogLocator(base=10, subs=subs))
+    axis.set_minor_locator(ticker.LogLocator(base=10, subs=np.arange(1, 10)))
+    axis.set_major_formatter(ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}"))
+    axis.set_minor_formatter(ticker.NullFormatter())
+
+
+def _thousands() -> Any:
+    from matplotlib import ticker
+
+    return ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 10 else f"{v:g}")
+
+
+def _groups(summary: pd.DataFrame) -> list[str]:
+    return [g for g in summary["group"].unique() if g != "all"]
+
+
+def false_alerts_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "") -> Any:
+    """False alerts per million faces by passer group: simulated (95% Clopper–Pearson) and exact."""
+    groups = _groups(summary)
+    rates = np.array([summary_value(summary, cell, g, "false_alert_rate") for g in groups]) * 1e6
+    expected = expected_false_alert_rate(summary)
+    exact = [float(expected[(expected["cell"] == cell) & (expected["group"] == g)]["estimate"].iloc[0]) * 1e6
+             for g in groups]
+    xs = np.arange(len(groups))
+    ax.bar(xs, rates[:, 0], color="#4472c4", label="simulated")
+    ax.errorbar(xs, rates[:, 0], yerr=[np.clip(rates[:, 0] - rates[:, 1], 0, None),
+                np.clip(rates[:, 2] - rates[:, 0], 0, None)], fmt="none", color="black", capsize=3,
+                label="95% interval (Clopper–Pearson)")
+    ax.scatter(xs, exact, color="crimson", marker="_", s=250, zorder=3, label="exact expectation")
+    ax.set_xticks(xs, [group_label(g) for g in groups], rotation=40, ha="right")
+    ax.set_ylabel("false alerts per million faces")
+    ax.set_title(title or "False alerts per face by passer group")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+def alert_funnel(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "") -> Any:
+    """Where alerts go: review, engagement and outcome, per programme (log scale, every bar labelled)."""
+    values = np.array([summary_value(summary, cell, "all", m)[0] for m in FUNNEL])
+    ys = np.arange(len(FUNNEL))[::-1]
+    shown = np.where(values > 0, values, np.nan)
+    ax.barh(ys, shown, color=["#70ad47" if m not in ("wrongful_stops", "wrongful_arrests") else "#c0504d"
+                              for m in FUNNEL])
+    ax.set_xscale("log")
+    top = np.nanmax(shown) if np.isfinite(shown).any() else 1.0
+    low = np.nanmin(shown) if np.isfinite(shown).any() else 1.0
+    ax.set_xlim(min(0.1, low / 2), top * 8)     # room on the right for every label
+    for y, v in zip(ys, values, strict=True):
+        ax.text(v if v > 0 else ax.get_xlim()[0], y, f"  {count_text(v)}", va="center", fontsize=8)
+    ax.set_yticks(ys, [METRIC_LABELS[m] for m in FUNNEL])
+    log_axis(ax.xaxis)
+    ax.set_xlabel("per programme (mean over replicates, log scale)")
+    ax.set_title(title or "Alert funnel: alert → review → engagement → outcome")
+    return ax
+
+
+def exposure_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "") -> Any:
+    """Faces scanned per London resident of each group (2021 census, sexes split evenly)."""
+    exposure = exposure_per_head(summary, cell)
+    xs = np.arange(len(exposure))
+    ax.bar(xs, exposure["scans_per_resident"], color="#ed7d31")
+    ax.set_xticks(xs, [group_label(g) for g in exposure["group"]], rotation=40, ha="right")
+    ax.set_ylabel("faces scanned per London resident")
+    ax.set_title(title or "Exposure per head by passer group")
+    return ax
+
+
+def borough_heatmap(fig: Any, ax: Any, table: pd.DataFrame, title: str = "") -> Any:
+    """Expected faces scanned per resident by borough (rows) and ethnicity (columns), numbers in cells.
+
+    A log colour scale, so one heavily visited borough does not flatten the rest."""
+    from matplotlib.colors import LogNorm
+
+    values = table.to_numpy(float)
+    positive = values[np.isfinite(values) & (values > 0)]
+    norm = (LogNorm(vmin=max(positive.min(), positive.max() / 1e3), vmax=positive.max())
+            if positive.size else None)
+    im = ax.imshow(np.where(values > 0, values, np.nan), aspect="auto", cmap="viridis", norm=norm)
+    ax.set_yticks(range(len(table)), table.index, fontsize=7)
+    ax.set_xticks(range(len(table.columns)), [c.capitalize() for c in table.columns])
+    middle = math.sqrt(positive.min() * positive.max()) if positive.size else 0.0
+    for i in range(values.shape[0]):
+        for j in range(values.shape[1]):
+            v = values[i, j]
+            ax.text(j, i, f"{v:.2g}" if np.isfinite(v) else "–", ha="center", va="center", fontsize=6,
+                    color="white" if np.isfinite(v) and v < middle else "black")
+    ax.set_title(title, fontsize=9)
+    fig.colorbar(im, ax=ax, label="faces scanned per resident per programme (log scale)")
+    return ax
+
+
+def _series(summary: pd.DataFrame, metric: str, group: str = "all") -> pd.DataFrame:
+    return summary[(summary["metric"] == metric) & (summary["group"] == group)]
+
+
+def lines(summary: pd.DataFrame, x: str, metric: str, group: str = "all"):
+    """(label, rows sorted by x) for each combination of the other swept settings."""
+    rows = _series(summary, metric, group)
+    others = [p for p in parameter_columns(summary) if p != x]
+    if not others:
+        yield "", rows.sort_values(x)
+        return
+    for key, part in rows.groupby(others, sort=True):
+        key = key if isinstance(key, tuple) else (key,)
+        yield setting_label(dict(zip(others, key, strict=True))), part.sort_values(x)
+
+
+def metric_against(ax: Any, summary: pd.DataFrame, x: str, metric: str, group: str = "all",
+                   scale: float = 1.0, band: bool = True, log: bool = False, **style: Any) -> Any:
+    """One line per combination of the other swept settings, with its 95% band."""
+    for label, rows in lines(summary, x, metric, group):
+        xs = rows[x].astype(float).to_numpy()
+        est = rows["estimate"].to_numpy(float) * scale
+        if log:  # a zero count has no place on a log axis: its interval's upper end still shows
+            est = np.where(est > 0, est, np.nan)
+        line, = ax.plot(xs, est, marker="o", ms=3, label=label or None, **style)
+        if band:
+            low = rows["ci_low"].to_numpy(float) * scale
+            ax.fill_between(xs, np.where(low > 0, low, np.nan) if log else low,
+                            rows["ci_high"].to_numpy(float) * scale, alpha=0.2, color=line.get_color())
+    return ax
+
+
+def false_alerts_vs_threshold(ax: Any, summary: pd.DataFrame, reported: tuple[int, int, float] | None = None
+                              ) -> Any:
+    """False alerts per reported faces against threshold; ``reported`` = (false alerts, faces, threshold)."""
+    x = "matcher.threshold"
+    per = reported[1] if reported else 1e6
+    metric_against(ax, summary, x, "false_alert_rate", scale=per, log=True)
+    for label, rows in lines(expected_false_alert_rate(summary), x, "expected_false_alert_rate"):
+        ax.plot(rows[x].astype(float), rows["estimate"] * per, ls="--", color="grey",
+                label="exact expectation" + (f" ({label})" if label else ""))
+    if reported is not None:
+        count, _, threshold = reported
+        lo, hi = poisson_interval(count)
+        ax.errorbar([threshold], [count], yerr=[[count - lo], [hi - count]], fmt="s", color="crimson",
+                    capsize=4, label=f"reported: {count} (Poisson 95%)")
+    ax.set_yscale("log")
+    log_axis(ax.yaxis)
+    ax.set_xlabel("threshold (vendor similarity score)")
+    ax.set_ylabel(f"false alerts per {per:,.0f} faces")
+    ax.set_title("False alerts against threshold (simulated with 95% Clopper–Pearson band)")
+    ax.legend(fontsize=8, loc="upper right")
+    return ax
+
+
+def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DET_MARKERS) -> Any:
+    """DET curves per passer group (exact expectations, probit axes), operating thresholds marked."""
+    from scipy import special
+
+    x = "matcher.threshold"
+    fpir = expected_fpir(summary)
+    tpir = expected_ratio(summary, "expected_true_alerts", "watchlisted_passers", "expected_tpir")
+    for i, g in enumerate(_groups(summary)):
+        f = fpir[fpir["group"] == g].sort_values(x)
+        t = tpir[tpir["group"] == g].sort_values(x)
+        if f.empty or t.empty:
+            continue
+        n = min(len(f), len(t))
+        fp = special.ndtri(np.clip(f["estimate"].to_numpy(float)[:n], 1e-12, 1 - 1e-12))
+        fn = special.ndtri(np.clip(1 - t["estimate"].to_numpy(float)[:n], 1e-6, 1 - 1e-6))
+        style = "-" if group_named(g).sex == "female" else "--"
+        line, = ax.plot(fp, fn, style, color=f"C{i % 5}", label=group_label(g))
+        thresholds = f[x].astype(float).to_numpy()[:n]
+        for m, shape in zip(markers, ("o", "s"), strict=False):
+            hit = np.flatnonzero(np.isclose(thresholds, m))
+            if hit.size:
+                ax.plot(fp[hit], fn[hit], shape, color=line.get_color(), ms=5)
+    for m, shape in zip(markers, ("o", "s"), strict=False):
+        ax.plot([], [], shape, color="black", ls="none", label=f"threshold {m:.2f}")
+    ticks = [1e-9, 1e-7, 1e-5, 1e-3, 1e-1]
+    ax.set_xticks(special.ndtri(ticks), [f"{t:g}" for t in ticks])
+    yt = [0.01, 0.05, 0.1, 0.2, 0.5]
+    ax.set_yticks(special.ndtri(yt), [f"{t:g}" for t in yt])
+    ax.set_xlabel("FPIR (exact expectation, probit scale)")
+    ax.set_ylabel("FNIR = 1 − TPIR (probit scale)")
+    ax.set_title("DET curves per passer group across thresholds")
+    ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+def disparity_vs_threshold(ax: Any, summary: pd.DataFrame, cells: list[dict[str, Any]]) -> Any:
+    """Highest over lowest group FPIR, and Black over White, against threshold (exact expectations)."""
+    x = "matcher.threshold"
+    ratios = disparity_by_cell(summary)
+    frame = ratios.drop(columns=["highest", "lowest"]).assign(group="all", metric="ratio", ci_low=np.nan,
+                                                              ci_high=np.nan, replicates=0)
+    for label, rows in lines(frame, x, "ratio"):
+        ax.plot(rows[x].astype(float), rows["estimate"], marker="o", ms=3,
+                label=("highest / lowest of the groups" + (f" ({label})" if label else "")))
+    bw = black_white_ratio(summary)
+    points = [(float(c[x]), bw[i]) for i, c in enumerate(cells) if x in c]
+    if points and len(parameter_columns(summary)) == 1:
+        xs, ys = zip(*sorted(points), strict=True)
+        ax.plot(xs, ys, marker="s", ms=3, color="crimson", label="Black / White passers")
+    ax.axhline(1.0, color="grey", lw=0.8)
+    ax.set_yscale("log")
+    log_axis(ax.yaxis)
+    ax.set_xlabel("threshold (vendor similarity score)")
+    ax.set_ylabel("ratio of FPIR between groups")
+    ax.set_title("Disparity between passer groups (exact expected FPIR)")
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
+
+
+def against_setting(fig: Any, summary: pd.DataFrame, x: str,
+                    metrics: tuple[str, ...] = ("false_alerts", "ppv", "lost_alerts")) -> Any:
+    """Panels of ``metrics`` against swept setting ``x``; one shared legend below the panels."""
+    axes = fig.subplots(1, len(metrics))
+    for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
+        values = _series(summary, metric)["estimate"].to_numpy(float)
+        positive = values[np.isfinite(values) & (values > 0)]
+        # counts spanning two decades or more read on a log axis
+        log = metric not in ("ppv", "tpir", "officer_utilisation") and positive.size > 1 \
+            and positive.max() / positive.min() >= 100
+        metric_against(ax, summary, x, metric, log=log)
+        if log:
+            ax.set_yscale("log")
+            log_axis(ax.yaxis)
+        ax.set_xlabel(SETTING_LABELS.get(x, x))
+        unit = "" if metric in ("ppv", "tpir", "officer_utilisation") else " per programme"
+        ax.set_ylabel(METRIC_LABELS.get(metric, metric) + unit)
+        if x == "watchlist.size":
+            ax.set_xscale("log")
+    handles, labels = np.atleast_1d(axes)[0].get_legend_handles_labels()
+    if handles:
+        fig.legend(handles, labels, fontsize=8, loc="lower center", ncol=min(len(labels), 3),
+                   bbox_to_anchor=(0.5, -0.02 - 0.035 * math.ceil(len(labels) / 3)))
+    fig.suptitle(f"Against {SETTING_LABELS.get(x, x)} (95% intervals)")
+    return fig
+
+
+def cells_compared(fig: Any, summary: pd.DataFrame, cells: list[dict[str, Any]]) -> Any:
+    """Key counts of every cell side by side (zipped or categorical sweeps)."""
+    labels = [setting_label(c).replace(", ", "\n") for c in cells]
+    axes = fig.subplots(2, 2)
+    for ax, metric in zip(axes.ravel(), ("faces", "false_alerts", "wrongful_stops", "arrests"), strict=True):
+        vals = np.array([summary_value(summary, c, "all", metric) for c in range(len(cells))])
+        xs = np.arange(len(labels))
+        ax.bar(xs, vals[:, 0], color="#4472c4")
+        ax.errorbar(xs, vals[:, 0], yerr=[np.clip(vals[:, 0] - vals[:, 1], 0, None),
+                    np.clip(vals[:, 2] - vals[:, 0], 0, None)], fmt="none", color="black", capsize=3)
+        ax.set_xticks(xs, labels, fontsize=7)
+        ax.yaxis.set_major_formatter(_thousands())
+        ax.set_ylabel(f"{METRIC_LABELS[metric]} per programme")
+    fig.suptitle("Cells compared (mean per programme; bars: 2.5–97.5% of replicates)")
+    return fig
+
+
+def exposure_by_cell(ax: Any, summary: pd.DataFrame, cells: list[dict[str, Any]]) -> Any:
+    """Exposure per head by group, one bar per cell."""
+    width = 0.8 / max(len(cells), 1)
+    groups: list[str] = []
+    for i, cell in enumerate(cells):
+        exposure = exposure_per_head(summary, i)
+        groups = list(exposure["group"])
+        ax.bar(np.arange(len(exposure)) + i * width, exposure["scans_per_resident"], width=width,
+               label=setting_label(cell))
+    ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [group_label(g) for g in groups], rotation=40,
+                  ha="right")
+    ax.set_ylabel("faces scanned per London resident")
+    ax.set_title("Exposure per head by passer group and cell (2021 census residents)")
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+    return ax
