@@ -16,8 +16,10 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config import Experiment
+from sim.review import UNIFORMS_PER_ALERT, Alerts, ReviewDays, draw_fates
 from sim.scores import ScoreModel, to_latent
-from sim.search import Candidates, SearchTable, prepare_search, search_deployments
+from sim.search import Candidates, Search, SearchTable, prepare_search, search_deployments
+from sim.seeds import STAGE_REVIEW, stream
 from sim.watchlist import WatchlistEntries
 
 # CPU seconds of this process: what one core spends, whatever else the machine is running
@@ -37,6 +39,7 @@ class Searched:
     sites: list
     setup_seconds: float           # programme, watchlist and hazard table
     deployments_seconds: float     # crowds and best scores of every deployment
+    search: Search | None = None   # what sim.replicate.simulate_replicate reviews
 
     @property
     def seconds(self) -> float:
@@ -57,7 +60,34 @@ def search_stage(experiment: Experiment, replicate: int = 0, seed: int | None = 
     search = search_deployments(experiment, setup, replicate, seed)
     end = clock()
     return Searched(int(search.faces.sum()), [c for _, c in search.candidates], setup.model, setup.watchlist,
-                    setup.table, setup.watchlisted_probability, setup.sites, ready - start, end - ready)
+                    setup.table, setup.watchlisted_probability, setup.sites, ready - start, end - ready,
+                    search)
+
+
+def review_stage(experiment: Experiment, searched: Searched, threshold: float, replicate: int = 0,
+                 seed: int | None = None) -> tuple[float, int]:
+    """(CPU seconds, alerts) of ``simulate_replicate``'s review at one threshold, on its own.
+
+    The same steps on the same candidates: the review stream's uniforms, every candidate's fates
+    drawn once, then every deployment's alerts in one simpy environment (``ReviewDays``).
+    """
+    seed = experiment.experiment.seed if seed is None else seed
+    search = searched.search
+    assert search is not None
+    cands = search.flat
+    n = len(cands.best)
+    start = clock()
+    uniforms = stream(seed, replicate, 0, STAGE_REVIEW).random((n, UNIFORMS_PER_ALERT))
+    alerts = Alerts(cands.seconds, cands.true_match, np.zeros(n), uniforms)
+    fates = draw_fates(alerts, experiment.review)
+    hit = np.flatnonzero(cands.best >= to_latent(threshold))
+    deployment = np.repeat(np.arange(len(search.sites)), np.diff(search.bounds))[hit]
+    durations = np.array([site.duration_seconds for site in search.sites])
+    day = ReviewDays(Alerts(cands.seconds[hit], cands.true_match[hit], np.zeros(len(hit)), uniforms[hit]),
+                     experiment.review, deployment, durations,
+                     type(fates)(*(v[hit] for v in vars(fates).values())))
+    day.run()
+    return clock() - start, len(hit)
 
 
 def count_alerts(searched: Searched, thresholds: Sequence[float]) -> np.ndarray:
