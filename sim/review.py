@@ -107,6 +107,15 @@ def gamma_quantile(mean: float, cv: float, u: np.ndarray) -> np.ndarray:
     return special.gammaincinv(shape, u) * (mean / shape)
 
 
+def gamma_quantiles(means: tuple[float, ...], cv: float, u: np.ndarray) -> list[np.ndarray]:
+    """``gamma_quantile`` for several means with one cv at the same quantiles: one inversion."""
+    if cv <= 0 or len(u) == 0:
+        return [gamma_quantile(mean, cv, u) for mean in means]
+    shape = 1.0 / cv ** 2
+    unit = special.gammaincinv(shape, u)
+    return [unit * (mean / shape) if mean > 0 else np.zeros_like(u) for mean in means]
+
+
 def confirm_probability(review: Review, alerts: Alerts) -> np.ndarray:
     """P(operator confirms) per alert; with automation bias it rises with the score's margin."""
     base = np.where(alerts.true_match, review.p_confirm_true, review.p_confirm_false)
@@ -119,28 +128,40 @@ def confirm_probability(review: Review, alerts: Alerts) -> np.ndarray:
 
 
 def draw_fates(alerts: Alerts, review: Review) -> Fates:
-    """Turn each alert's uniforms into its review time, decision, dwell, response and outcome."""
+    """Turn each alert's uniforms into its review time, decision, dwell, response and outcome.
+
+    Dwell, response and engagement times are only needed by alerts that can reach the teams; an
+    alert the operator rejects has nan there (with automation bias the decision depends on the
+    threshold, so every alert gets them).
+    """
     u = alerts.uniforms
     confirmed = u[:, U_CONFIRM] < confirm_probability(review, alerts)
-    speed = gamma_quantile(review.walking_speed_m_s, review.walking_speed_cv, u[:, U_WALKING])
-    dwell = review.zone_length_m / np.maximum(speed, 1e-9)
+    reach = np.flatnonzero(confirmed | (not review.require_operator_review) | (review.automation_bias != 0.0))
+
+    def at_reach(values: np.ndarray) -> np.ndarray:
+        out = np.full(len(u), np.nan)
+        out[reach] = values
+        return out
+
+    ur = u[reach]
+    speed = gamma_quantile(review.walking_speed_m_s, review.walking_speed_cv, ur[:, U_WALKING])
     r = u[:, U_OUTCOME]
     disposed = review.p_arrest + review.p_other_disposal
     true_outcome = np.where(r < review.p_arrest, ARREST, np.where(r < disposed, OTHER_DISPOSAL, NO_ACTION))
     false_outcome = np.where(r < review.p_wrongful_arrest, WRONGFUL_ARREST, WRONGFUL_STOP)
     outcome = np.where(alerts.true_match, true_outcome, false_outcome).astype(np.int64)
-    arrested = (outcome == ARREST) | (outcome == WRONGFUL_ARREST)
-    check = gamma_quantile(review.engagement_minutes_mean * 60.0, review.engagement_minutes_cv,
-                           u[:, U_ENGAGEMENT])
-    custody = gamma_quantile(review.arrest_minutes_mean * 60.0, review.engagement_minutes_cv,
-                             u[:, U_ENGAGEMENT])
+    arrested = ((outcome == ARREST) | (outcome == WRONGFUL_ARREST))[reach]
+    # a check and a custody share their cv and their uniform: one quantile, two means
+    check, custody = gamma_quantiles(
+        (review.engagement_minutes_mean * 60.0, review.arrest_minutes_mean * 60.0),
+        review.engagement_minutes_cv, ur[:, U_ENGAGEMENT])
     return Fates(
         review_seconds=gamma_quantile(review.review_seconds_mean, review.review_seconds_cv, u[:, U_REVIEW]),
         confirmed=confirmed,
-        dwell_seconds=dwell,
-        response_seconds=gamma_quantile(review.response_seconds_mean, review.response_seconds_cv,
-                                        u[:, U_RESPONSE]),
-        engagement_seconds=np.where(arrested, custody, check),
+        dwell_seconds=at_reach(review.zone_length_m / np.maximum(speed, 1e-9)),
+        response_seconds=at_reach(gamma_quantile(review.response_seconds_mean, review.response_seconds_cv,
+                                                 ur[:, U_RESPONSE])),
+        engagement_seconds=at_reach(np.where(arrested, custody, check)),
         outcome=outcome,
     )
 
