@@ -99,6 +99,7 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
     # up, so each alert set is a subset of the one before. A deployment is reviewed again only if
     # its alert set changed and, in its latest review, some alert found the staff busy: when none
     # did, every alert's fate was its own, and dropping alerts changes nothing for the others.
+    # Even then only from the last moment the day was idle before the first dropped alert.
     state = _ReviewState(cands, len(sites))
     results: dict[float, dict[str, np.ndarray | float]] = {}
     for j in np.argsort(latent, kind="stable"):
@@ -115,8 +116,9 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
             confirm = confirm_probability(review, Alerts(cands.seconds, cands.true_match, margin, uniforms))
             day_fates = replace(fates, confirmed=uniforms[:, U_CONFIRM] < confirm)
         if redo.any():
-            rows = np.flatnonzero(hit & redo[deployment])
-            state.update(rows, deployment, durations, redo, per_day, candidates, review, day_fates)
+            again = state.first_to_review(hit, deployment, redo) if shared else hit & redo[deployment]
+            state.update(np.flatnonzero(again), deployment, durations, redo, per_day, candidates, review,
+                         day_fates, hit)
         counts = _tally(cands, hit, state, n_groups)
         counts.update(fixed)
         counts["expected_false_alerts"], counts["expected_true_alerts"] = exp_false[j], exp_true[j]
@@ -141,13 +143,16 @@ class _ReviewState:
     """Per candidate, what its deployment's latest review gave it; per deployment, that review's size."""
 
     FIELDS = ("outcome", "operator_wait", "operator_seconds", "officer_wait", "officer_seconds",
-              "to_engagement", "review_end", "engagement_end")
+              "to_engagement", "review_end", "engagement_end", "fresh", "waited")
 
     def __init__(self, cands, n_days: int):
         n = len(cands.best)
         self.outcome = np.full(n, -1, dtype=np.int64)
-        for name in self.FIELDS[1:]:
+        for name in self.FIELDS[1:-2]:
             setattr(self, name, np.full(n, np.nan))
+        self.fresh = np.zeros(n, dtype=bool)
+        self.waited = np.zeros(n, dtype=bool)
+        self.reviewed = np.zeros(n, dtype=bool)      # in its deployment's latest review
         self.reviewed_alerts = np.full(n_days, -1)      # -1: never reviewed
         self.interacted = np.zeros(n_days, dtype=bool)
         # per candidate, what it adds to each of COUNTED if it alerts (the review's columns are
@@ -157,9 +162,30 @@ class _ReviewState:
                                        axis=1)
         self.true_match = cands.true_match
 
+    def first_to_review(self, hit: np.ndarray, deployment: np.ndarray, redo: np.ndarray) -> np.ndarray:
+        """Per candidate: whether a new review of the deployments ``redo`` at alert set ``hit`` must
+        simulate it again.
+
+        Candidates are in arrival order within a deployment. Before the first alert the new set
+        drops, the day runs as it did; from the last alert at or before it that found the day idle
+        (the first of a day always does), nothing earlier can reach it, so the day is simulated
+        again from there, from idle, and kept as it was before.
+        """
+        n = len(hit)
+        index = np.arange(n)
+        start = np.zeros(len(redo), dtype=np.int64)           # never reviewed: the whole day
+        removed = np.flatnonzero(self.reviewed & ~hit & redo[deployment])
+        if removed.size:
+            days, first = np.unique(deployment[removed], return_index=True)
+            last_fresh = np.maximum.accumulate(np.where(self.fresh & self.reviewed, index, 0))
+            start[days] = last_fresh[removed[first]]
+        return hit & redo[deployment] & (index >= start[deployment])
+
     def update(self, rows: np.ndarray, deployment: np.ndarray, durations: np.ndarray, redo: np.ndarray,
-               per_day: np.ndarray, candidates: Alerts, review: Review, fates: Fates) -> None:
-        """Review the alerts ``rows`` (the deployments ``redo``) in one simpy environment."""
+               per_day: np.ndarray, candidates: Alerts, review: Review, fates: Fates,
+               hit: np.ndarray) -> None:
+        """Review the alerts ``rows`` (of the deployments ``redo``, whose alert set is now ``hit``)
+        in one simpy environment."""
         alerts = Alerts(candidates.seconds[rows], candidates.true_match[rows], candidates.margin[rows],
                         candidates.uniforms[rows])
         days = ReviewDays(alerts, review, deployment[rows], durations, _take(fates, rows))
@@ -172,7 +198,10 @@ class _ReviewState:
         review_columns += [np.nan_to_num(getattr(days, name)) for _, name in TIME_METRICS]
         self.columns[rows, 4:] = np.stack(review_columns, axis=1)
         self.reviewed_alerts[redo] = per_day[redo]
-        self.interacted[redo] = days.interacted[redo]
+        in_redo = redo[deployment]
+        self.reviewed[in_redo] = hit[in_redo]
+        waited = np.bincount(deployment[self.reviewed & self.waited], minlength=len(redo)) > 0
+        self.interacted[redo] = waited[redo]
 
 
 def _take(fates: Fates, rows: np.ndarray) -> Fates:

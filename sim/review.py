@@ -215,7 +215,9 @@ class ReviewDays:
     that finds an operator (then a team) free takes it at once: its review and its engagement
     are timeouts whose callbacks release the resource. Only an alert that must queue becomes a
     process of its own, waiting for the operator, or for a team until the last moment from which
-    it could still reach the passer. ``interacted[d]`` records whether any alert of day ``d`` ever
+    it could still reach the passer. ``fresh[i]`` records whether alert ``i`` found its day idle
+    (nothing raised before it can touch anything after it), ``waited[i]`` whether it found the
+    staff it needed busy. ``interacted[d]`` records whether any alert of day ``d`` ever
     found its staff busy: if none did, every alert's fate is its own, whatever the other alerts.
     """
 
@@ -239,6 +241,8 @@ class ReviewDays:
         self.review_end = np.zeros(n)        # when the alert's review ended (0: none)
         self.engagement_end = np.zeros(n)    # when its team was free again (0: no engagement)
         self.interacted = np.zeros(len(self.durations), dtype=bool)
+        self.fresh = np.zeros(n, dtype=bool)     # every operator and team of its day free when raised
+        self.waited = np.zeros(n, dtype=bool)    # found the staff it needed busy
         self._operators: dict[int, Staff] = {}
         self._teams: dict[int, Staff | None] = {}
         order = np.argsort(self.day, kind="stable")
@@ -260,15 +264,18 @@ class ReviewDays:
             self._raised(i, d)
 
     def _raised(self, i: int, d: int) -> None:
+        operators, teams = self._operators[d], self._teams[d]
+        self._fresh[i] = (operators.free == operators.capacity
+                          and (teams is None or teams.free == teams.capacity))
         if not self.review.require_operator_review:
             self._confirmed(i, d)
             return
-        operators = self._operators[d]
         if operators.take():
             self._operator_wait[i] = 0.0
             self.env.timeout(self._review_s[i]).callbacks.append(lambda _: self._reviewed(i, d))
         else:
             self.interacted[d] = True
+            self._waited[i] = True
             self.env.process(self._queue_for_operator(i, d, operators.wait()))
 
     def _queue_for_operator(self, i: int, d: int, turn: simpy.Event) -> Generator[simpy.Event, object, None]:
@@ -298,6 +305,7 @@ class ReviewDays:
             self._engage(i, d, confirmed)
         else:   # every team busy: wait, but only until the passer is out of reach
             self.interacted[d] = True
+            self._waited[i] = True
             self.env.process(self._queue_for_team(i, d, teams, confirmed, latest))
 
     def _queue_for_team(self, i: int, d: int, teams: Staff, confirmed: float, latest: float
@@ -325,7 +333,7 @@ class ReviewDays:
         self._outcome[i] = self._fate_outcome[i]
 
     OUTPUTS = ("outcome", "operator_wait", "operator_seconds", "officer_wait", "officer_seconds",
-               "to_engagement", "review_end", "engagement_end")
+               "to_engagement", "review_end", "engagement_end", "fresh", "waited")
 
     def run(self) -> ReviewResult:
         """Run every day until each alert has its outcome; on-duty seconds are summed over days."""
