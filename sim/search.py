@@ -370,14 +370,15 @@ def build_search_table(model: ScoreModel, watchlist: WatchlistEntries, floor: fl
     i = np.arange(n_points + n_bins - 1)
     base = x0 - e_first + (i - (n_bins - 1)) * step
     kernels: dict[float, np.ndarray] = {}
+    used = counts.any(axis=1)
     for g in range(n_groups):
-        for h in range(n_groups):
-            if not counts[h].any():
-                continue
-            mu = float(model.impostor_location[g, h])
+        # entry groups at the same location share one convolution (it is linear in the counts)
+        row = model.impostor_location[g]
+        for mu in np.unique(row[used]):
+            mu = float(mu)
             if mu not in kernels:
                 kernels[mu] = -model.noise.logcdf(base - mu)
-            hazard[g] += np.convolve(counts[h], kernels[mu], mode="valid")
+            hazard[g] += np.convolve(counts[used & (row == mu)].sum(axis=0), kernels[mu], mode="valid")
     with np.errstate(divide="ignore"):
         log_hazard = np.log(hazard)
     # below the smallest double the hazard is zero: continue the log-linear tail instead
