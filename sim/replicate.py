@@ -236,7 +236,9 @@ def _tally(cands, hit: np.ndarray, state: _ReviewState, n_groups: int) -> dict[s
 
 
 def _mean(values: np.ndarray) -> float:
-    return float(values.mean()) if values.size else float("nan")
+    """The mean over the alerts the stage happened to (nan marks one it never reached); nan if none."""
+    reached = values[np.isfinite(values)]
+    return float(reached.mean()) if reached.size else float("nan")
 
 
 def _expectations(table: SearchTable, t: np.ndarray, nonmated_cells: dict[float, np.ndarray],

@@ -103,3 +103,14 @@ def test_monte_carlo_false_alerts_agree_with_exact_expectation():
 
 def test_true_alerts_agree_with_exact_expectation():
     poisson_agreement("true", 0.60, replicates=3, at_least=50)
+
+
+def test_mean_times_average_the_alerts_that_reached_the_stage():
+    """An alert rejected or lost never reaches the officers: the mean is over those that did."""
+    e = small_experiment(**{"review.officers": 2})
+    out = simulate_replicate(e, 0, [0.60])[0.60]
+    counts, programme = out["counts"], out["programme"]
+    assert counts["engagements"].sum() > 0 and counts["lost_alerts"].sum() + counts["operator_rejected"].sum() > 0
+    mean = programme["mean_seconds_to_engagement"]
+    assert np.isfinite(mean)
+    assert mean == pytest.approx(counts["seconds_to_engagement_total"].sum() / counts["engagements"].sum())
