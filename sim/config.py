@@ -15,6 +15,9 @@ import difflib
 import itertools
 import math
 import numbers
+import os
+import re
+import stat
 import tomllib
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -93,6 +96,12 @@ def _listed(values: dict[str, float]) -> str:
 EthnicityShares = dict[str, Probability]
 
 
+# An experiment's name is an identifier: it names the default results folder, results/NAME, so
+# it must be one plain folder name (no separators, no '..', no control characters, not hidden).
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
+NAME_RULE = "letters, digits, '_', '-' and '.', starting with a letter or digit, without '..'"
+
+
 class ExperimentMeta(Frozen):
     """Name, root seed and replications."""
 
@@ -100,6 +109,13 @@ class ExperimentMeta(Frozen):
     description: str = ""
     seed: int = Field(default=20251122, ge=0, lt=2**63)
     replications: int = Field(default=10, ge=1, le=100_000)
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not NAME_PATTERN.fullmatch(v) or ".." in v:
+            raise ValueError(f"must be an identifier ({NAME_RULE}), got {shown(v)}")
+        return v
 
 
 class Deployment(Frozen):
@@ -580,17 +596,80 @@ def _in_sweep(path: str, problem: str) -> str:
     return f"sweep.parameters.{path}: {problem}"
 
 
-def load_experiment(path: str | Path) -> Experiment:
-    """Read and validate an experiment file; raise ConfigError naming each bad field."""
+MAX_EXPERIMENT_BYTES = 16 * 2**20
+_FILE_KINDS = ((stat.S_ISFIFO, "a named pipe (FIFO)"), (stat.S_ISCHR, "a character device"),
+               (stat.S_ISBLK, "a block device"), (stat.S_ISSOCK, "a socket"))
+
+
+def _kind(mode: int) -> str:
+    return next((name for test, name in _FILE_KINDS if test(mode)), "not a regular file")
+
+
+def _shown_path(path: Path) -> str:
+    text = str(path)
+    return text if text.isprintable() else repr(text)
+
+
+def read_experiment_bytes(path: str | Path, limit: int = MAX_EXPERIMENT_BYTES) -> bytes:
+    """The bytes of an experiment file: a regular file of at most ``limit`` bytes, else ConfigError.
+
+    A named pipe, a device (``/dev/zero``), a socket or a folder is refused at once, never read:
+    a pipe would wait for a writer for ever, ``/dev/zero`` never ends. The file is opened without
+    blocking and checked again once open, so a file swapped for a pipe in between is refused too.
+    """
     path = Path(path)
+    where = _shown_path(path)
     try:
-        raw = path.read_bytes()
-    except IsADirectoryError:
-        raise ConfigError([f"{path}: is a folder, not an experiment file"]) from None
+        mode = os.stat(path).st_mode      # never blocks, whatever the file is
+    except ValueError:   # an embedded NUL byte: no file can have that name
+        raise ConfigError([f"{where}: not a file name (it holds a NUL byte)"]) from None
     except OSError as exc:
-        raise ConfigError([f"{path}: cannot read: {exc.strerror or exc}"]) from None
+        raise ConfigError([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    if stat.S_ISDIR(mode):
+        raise ConfigError([f"{where}: is a folder, not an experiment file"])
+    if not stat.S_ISREG(mode):
+        raise ConfigError([f"{where}: is {_kind(mode)}, not a regular file; an experiment is read only "
+                           "from a regular TOML file"])
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ConfigError([f"{where}: is a folder, not an experiment file"])
+        if not stat.S_ISREG(info.st_mode):
+            raise ConfigError([f"{where}: is {_kind(info.st_mode)}, not a regular file; an experiment "
+                               "is read only from a regular TOML file"])
+        if info.st_size > limit:
+            raise ConfigError([f"{where}: is {info.st_size / 2**20:,.1f} MiB; an experiment file may be at "
+                               f"most {limit / 2**20:g} MiB"])
+        chunks, size = [], 0
+        while size <= limit:
+            chunk = os.read(fd, min(1 << 20, limit + 1 - size))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:   # it grew while being read
+            raise ConfigError([f"{where}: is more than {limit / 2**20:g} MiB; an experiment file may be at "
+                               f"most {limit / 2**20:g} MiB"])
+        return b"".join(chunks)
+    except OSError as exc:
+        raise ConfigError([f"{where}: cannot read: {exc.strerror or exc}"]) from None
+    finally:
+        os.close(fd)
+
+
+def load_experiment(path: str | Path) -> Experiment:
+    """Read and validate an experiment file; raise ConfigError naming each bad field.
+
+    Only a regular file of at most ``MAX_EXPERIMENT_BYTES`` is read (``read_experiment_bytes``).
+    """
+    path = Path(path)
+    raw = read_experiment_bytes(path)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        raise ConfigError([f"{path}: not a text (UTF-8) TOML file"]) from None
+        raise ConfigError([f"{_shown_path(path)}: not a text (UTF-8) TOML file"]) from None
     return Experiment.from_toml(text, base_dir=path.parent)
