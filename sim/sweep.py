@@ -24,10 +24,12 @@ computes; it never touches files (``sim.results`` does, and ``sim.pipeline`` joi
 from __future__ import annotations
 
 import os
+import re
 import signal
+import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
@@ -118,11 +120,40 @@ class Executor:
 
 
 class SerialExecutor(Executor):
-    """Every unit in this process, one after another: the reference for the others."""
+    """Every unit in this process, one after another: the reference for the others.
+
+    Each unit is computed in a worker thread while this thread waits for it in short slices.
+    Python acts on Ctrl-C and SIGTERM in the main thread only, between two bytecodes: a unit
+    computed there could hold them off for as long as one numpy call lasts (sorting or searching
+    tens of millions of candidates takes minutes). Waiting in slices, the main thread takes the
+    signal at once; the unit's thread is a daemon, so it never keeps the process alive. The
+    numbers are those of ``run_unit`` called directly: the thread changes when, not what.
+    """
+
+    poll_seconds = 0.1
 
     def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
         for unit in units:
-            yield unit, run_unit(unit)
+            yield unit, _in_thread(run_unit, unit, self.poll_seconds)
+
+
+def _in_thread(compute: Callable[[Unit], Rows], unit: Unit, poll_seconds: float) -> Rows:
+    """``compute(unit)`` in a daemon thread, waited for in slices; its exception is raised here."""
+    outcome: dict[str, Any] = {}
+
+    def target() -> None:
+        try:
+            outcome["rows"] = compute(unit)
+        except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, raised there
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=target, name=f"lfrsim-{unit.name}", daemon=True)
+    thread.start()
+    while thread.is_alive():
+        thread.join(poll_seconds)
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["rows"]
 
 
 def _start_worker() -> None:
@@ -171,14 +202,46 @@ class ProcessExecutor(Executor):
         self.pool.shutdown(wait=True, cancel_futures=True)
 
 
-class DaskExecutor(Executor):
-    """Units as tasks on an existing Dask distributed cluster (its workers must have lfrsim)."""
+# tcp://HOST:PORT (or tls://): HOST a name, an IPv4 address or a bracketed IPv6 address
+SCHEDULER_ADDRESS = re.compile(r"(tcp|tls)://(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9][A-Za-z0-9.-]*):([0-9]{1,5})")
 
-    def __init__(self, address: str, timeout_seconds: float = 20.0):
+
+def scheduler_endpoint(address: str) -> tuple[str, int]:
+    """The (host, port) of a scheduler address ``tcp://HOST:PORT``; ExecutorError naming it if not one."""
+    found = SCHEDULER_ADDRESS.fullmatch(address) if isinstance(address, str) else None
+    if found is None or not 1 <= int(found.group(3)) <= 65535:
+        shown = repr(address) if len(repr(address)) <= 80 else repr(address)[:77] + "..."
+        raise ExecutorError("scheduler", f"must be tcp://HOST:PORT (e.g. tcp://10.0.0.1:8786), got {shown}")
+    return found.group(2).strip("[]"), int(found.group(3))
+
+
+def _probe(address: str, timeout_seconds: float) -> None:
+    """Refuse at once an address where nothing listens, rather than after Dask's retries."""
+    host, port = scheduler_endpoint(address)
+    try:
+        with socket.create_connection((host, port), timeout=timeout_seconds):
+            pass
+    except TimeoutError:
+        raise ExecutorError("scheduler", f"cannot reach a Dask scheduler at {address}: no answer within "
+                                         f"{timeout_seconds:g} s") from None
+    except OSError as exc:
+        raise ExecutorError("scheduler", f"cannot reach a Dask scheduler at {address}: "
+                                         f"{exc.strerror or exc}") from None
+
+
+class DaskExecutor(Executor):
+    """Units as tasks on an existing Dask distributed cluster (its workers must have lfrsim).
+
+    The address is checked first (its form, then that something listens there, within
+    ``probe_seconds``), so a typo or a stopped scheduler is one line at once, not 20 s later.
+    """
+
+    def __init__(self, address: str, timeout_seconds: float = 20.0, probe_seconds: float = 5.0):
         try:
             from dask.distributed import Client
         except ImportError:
             raise ExecutorError("scheduler", "needs Dask distributed: pip install 'lfrsim[dask]'") from None
+        _probe(address, min(probe_seconds, timeout_seconds))
         try:
             self.client = Client(address, timeout=f"{timeout_seconds}s")
         except (OSError, TimeoutError, ValueError) as exc:
@@ -200,12 +263,19 @@ class DaskExecutor(Executor):
         self.client.close()
 
 
+def check_executor(workers: int = 1, scheduler: str | None = None) -> None:
+    """Refuse a bad worker count or scheduler address without starting anything."""
+    if scheduler is not None:
+        scheduler_endpoint(scheduler)
+    elif workers < 1:
+        raise ExecutorError("workers", f"must be >= 1, got {workers}")
+
+
 def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:
     """Dask if a scheduler address is given, else local processes (or serial for one worker)."""
+    check_executor(workers, scheduler)
     if scheduler:
         return DaskExecutor(scheduler)
-    if workers < 1:
-        raise ExecutorError("workers", f"must be >= 1, got {workers}")
     if workers == 1:
         return SerialExecutor()
     return ProcessExecutor(workers)
