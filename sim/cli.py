@@ -35,7 +35,8 @@ from .results import ResultsError, differences, parquet_bytes, read_results
 from .sweep import ExecutorError
 
 # the library's name for a setting -> the flag that sets it
-FLAGS = {"out": "--out", "resume": "--resume", "scheduler": "--scheduler", "workers": "--workers"}
+FLAGS = {"out": "--out", "resume": "--resume", "scheduler": "--scheduler", "workers": "--workers",
+         "overwrite": "--overwrite"}
 MAX_DEFAULT_WORKERS = 4
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -60,7 +61,10 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None,
                      help=f"local processes (default: the CPUs, at most {MAX_DEFAULT_WORKERS})")
     run.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask distributed scheduler")
-    run.add_argument("--resume", action="store_true", help="run only the units missing from --out")
+    again = run.add_mutually_exclusive_group()
+    again.add_argument("--resume", action="store_true", help="run only the units missing from --out")
+    again.add_argument("--overwrite", action="store_true",
+                       help="replace the results --out holds (needed when they are of another experiment)")
     run.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
     val = sub.add_parser("validate", help="check an experiment file")
@@ -100,7 +104,9 @@ def _as_flags(exc: ResultsError | ExecutorError) -> str:
     message = str(exc)
     setting = getattr(exc, "setting", None)
     if setting in FLAGS and message.startswith(f"{setting}: "):
-        return FLAGS[setting] + message[len(setting):]
+        message = FLAGS[setting] + message[len(setting):]
+    for name in ("resume", "overwrite"):   # "resume=True continues it" -> "--resume continues it"
+        message = message.replace(f"{name}=True", FLAGS[name])
     return message
 
 
@@ -265,7 +271,7 @@ def _cmd_run(args) -> int:
     try:
         with _ProgressBar(_plan_label(experiment, args.replications), enabled=not args.quiet) as progress:
             results = run_experiment(experiment, args.replications, args.seed, _workers(args.workers), out,
-                                     args.scheduler, args.resume, progress)
+                                     args.scheduler, args.resume, progress, overwrite=args.overwrite)
     except ConfigError as exc:
         return _fail(exc.problems)
     except (ResultsError, ExecutorError) as exc:
@@ -274,11 +280,19 @@ def _cmd_run(args) -> int:
         print(f"\ninterrupted: finished units are kept in {out}; continue with: {_resume_command(args, out)}",
               file=sys.stderr)
         return EXIT_INTERRUPTED
+    except MemoryError:
+        kept = f"finished units are kept in {out}; " if out.is_dir() else ""
+        return _fail(f"run: out of memory; {kept}use fewer --workers or a smaller experiment")
     except OSError as exc:
-        return _fail(f"out: cannot write results to {out}: {exc.strerror or exc}")
+        return _fail(f"--out: cannot write results to {out}: {exc.strerror or exc}")
     elapsed = time.perf_counter() - start
     if not args.quiet:
         _print_headline(results, elapsed)
+    if results.reused:
+        print(f"results: {out} already holds these results (a finished run of the same resolved "
+              f"experiment); nothing was run or rewritten. `lfrsim reproduce {out}` re-checks them; "
+              "--overwrite runs them again")
+        return EXIT_OK
     print(f"results: {out}")
     return EXIT_OK
 

@@ -1,15 +1,18 @@
 """The pipeline: plan -> executor -> results folder -> report. The only module that chains them.
 
-``run_experiment`` is what ``lfrsim run`` and ``sim.run`` do: plan the experiment's units of work
-(``sim.sweep``), start an executor, open the results folder (``sim.results``) only once nothing
-can refuse the run any more, compute the units and store each as it finishes, pool them into
-metrics and a summary, set the reported figure against the calibration's posterior
+``run_experiment`` is what ``lfrsim run`` and ``sim.run`` do: plan the experiment's units of
+work (``sim.sweep``), decide what the results
+folder allows (``sim.results.check_target``), start an executor, open the results folder only
+once nothing can refuse the run any more, compute the units and store each as it finishes, pool
+them into metrics and a summary, set the reported figure against the calibration's posterior
 (``sim.posterior``), store that beside the metrics, and draw the report (``sim.report``) from what
-was stored. Every stage below knows nothing of the ones above it.
+was stored. Every refusal comes before the first file is touched. Every stage below knows nothing
+of the ones above it.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -20,8 +23,8 @@ from .config import Experiment, from_dict, load_experiment
 from .metrics import posterior_cell, summary_value
 from .posterior import posterior_comparison
 from .report import write_report
-from .results import Results, ResultsWriter, read_results
-from .sweep import Rows, make_executor, plan
+from .results import FINISHED, Results, ResultsWriter, check_target, read_results
+from .sweep import Rows, check_executor, make_executor, plan
 
 # progress(cell-replicates done, cell-replicates in the run)
 ProgressCallback = Callable[[int, int], None]
@@ -61,19 +64,33 @@ def attach_posterior(results: Results) -> None:
 
 def run_experiment(experiment: Experiment, replications: int | None = None, seed: int | None = None,
                    workers: int = 1, out: str | Path | None = None, scheduler: str | None = None,
-                   resume: bool = False, progress: ProgressCallback | None = None) -> Results:
+                   resume: bool = False, progress: ProgressCallback | None = None,
+                   overwrite: bool = False) -> Results:
     """Run every unit of an experiment and return its ``Results`` (written to ``out`` if given).
 
     With ``out``, each unit is written to ``out/parts/`` as it finishes; ``resume`` keeps the
-    units already there and runs only the others. ``progress`` is told the cell-replicates done
-    and in total, first before anything runs and then after each unit.
+    units already there and runs only the others. A finished folder of the same experiment is
+    read back untouched (``Results.reused``); results of another experiment, or an unfinished
+    run without ``resume``, are replaced only with ``overwrite`` (see
+    ``sim.results.check_target``). ``progress`` is told the cell-replicates done and in total,
+    first before anything runs and then after each unit.
+
+    Raises ``ExecutorError`` for bad workers or scheduler, ``ResultsError`` for a folder it must
+    not touch: both before any file is written.
     """
     experiment = with_overrides(experiment, replications, seed)
+    check_executor(workers, scheduler)
     cells, units = plan(experiment)
+    target = check_target(out, experiment, resume, overwrite) if out is not None else None
+    if target is not None and target.action == FINISHED:
+        stored = read_results(target.out)
+        stored.reused = True
+        return stored
     executor = make_executor(workers, scheduler)
     cancel = True
+    writer = None
     try:
-        writer = ResultsWriter(out, experiment, cells, units, resume=resume) if out is not None else None
+        writer = ResultsWriter(target, experiment, cells, units) if target is not None else None
         done_rows: dict[str, Rows] = writer.completed() if writer is not None else {}
         todo = [u for u in units if u.name not in done_rows]
         total = sum(len(u.cells) for u in units)
@@ -89,19 +106,27 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
                 if progress:
                     progress(finished, total)
             cancel = False
-        except KeyboardInterrupt:
+        except BaseException as exc:
+            # never leave a folder that says "running" when nothing runs: its units are kept
             if writer is not None:
-                writer.interrupted()
+                with contextlib.suppress(OSError):
+                    writer.interrupted("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
             raise
     finally:
         executor.close(cancel=cancel)
-    ordered = [row for u in units for row in done_rows[u.name]]
-    results = Results.from_rows(experiment, cells, ordered)
-    attach_posterior(results)
-    if writer is not None:
-        writer.write_outputs(results)
-        write_report(writer.out, results)
-        writer.complete()
+    try:
+        ordered = [row for u in units for row in done_rows[u.name]]
+        results = Results.from_rows(experiment, cells, ordered)
+        attach_posterior(results)
+        if writer is not None:
+            writer.write_outputs(results)
+            write_report(writer.out, results)
+            writer.complete()
+    except BaseException:
+        if writer is not None:
+            with contextlib.suppress(OSError):
+                writer.interrupted("failed")
+        raise
     return results
 
 
@@ -110,8 +135,8 @@ def run(experiment: Experiment | str | Path, replications: int | None = None, se
     """Run an experiment (an ``Experiment`` or the path of its TOML file) and return its ``Results``.
 
     ``replications`` and ``seed`` override the experiment's; ``workers`` > 1 uses local processes;
-    ``out`` writes a results folder; ``scheduler``, ``resume`` and ``progress`` are passed on to
-    ``run_experiment``. ``Results.summary`` is the per cell x group x metric table.
+    ``out`` writes a results folder; ``scheduler``, ``resume``, ``overwrite`` and ``progress`` are
+    passed on to ``run_experiment``. ``Results.summary`` is the per cell x group x metric table.
     """
     if not isinstance(experiment, Experiment):
         experiment = load_experiment(experiment)

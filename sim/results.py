@@ -15,18 +15,24 @@ Every file is written to a temporary name and renamed into place, so a crash or 
 leaves a half-written file; ``--resume`` finds the finished units in ``parts/`` and runs the rest.
 The final ``metrics.parquet`` is assembled in the planned order, so an interrupted and resumed run
 ends with the same bytes as an uninterrupted one.
+
+A folder holding results is never replaced without being asked (``check_target``): a run of the
+experiment it already holds, finished, leaves it untouched and reads it back; anything else there
+needs ``resume`` (the same experiment, unfinished) or ``overwrite``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import hashlib
 import json
 import os
 import platform
 import secrets
 import shutil
 import subprocess
+import tomllib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import metadata
@@ -111,6 +117,7 @@ class Results:
     summary: pd.DataFrame
     path: Path | None = None
     posterior: dict[str, Any] | None = None   # the reported figure with calibration uncertainty
+    reused: bool = False    # read back from a finished folder of the same experiment: nothing ran
 
     @classmethod
     def from_rows(cls, experiment: Experiment, cells: list[dict[str, Any]],
@@ -136,14 +143,65 @@ def _now() -> str:
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
-def _git_commit() -> str | None:
+PACKAGE = Path(__file__).resolve().parent
+SOURCE_SUFFIXES = (".py", ".csv", ".toml", ".md")   # the package's code and its shipped data
+
+
+def source_sha256(package: Path = PACKAGE) -> str:
+    """SHA-256 over the package's code and data files (relative name, then bytes, in name order).
+
+    It names the code that ran whether or not it came from a git checkout: an installed wheel,
+    an edited file and a clean commit each give their own value.
+    """
+    digest = hashlib.sha256()
+    files = sorted(p for p in package.rglob("*") if p.is_file() and p.suffix in SOURCE_SUFFIXES
+                   and "__pycache__" not in p.relative_to(package).parts)
+    for path in files:
+        digest.update(path.relative_to(package).as_posix().encode() + b"\0")
+        digest.update(path.read_bytes() + b"\0")
+    return digest.hexdigest()
+
+
+def _git(args: list[str], cwd: Path) -> str | None:
     try:
-        here = Path(__file__).resolve().parent
-        out = subprocess.run(["git", "rev-parse", "HEAD"], cwd=here, capture_output=True, text=True,
-                             timeout=5, check=False)
-        return out.stdout.strip() or None
+        done = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, timeout=10,
+                              check=False)
     except (OSError, subprocess.SubprocessError):
         return None
+    return done.stdout if done.returncode == 0 else None
+
+
+def _is_this_project(top: Path) -> bool:
+    try:
+        project = tomllib.loads((top / "pyproject.toml").read_text()).get("project", {})
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+        return False
+    return isinstance(project, dict) and project.get("name") == "lfrsim"
+
+
+def source_identity(package: Path = PACKAGE) -> dict[str, Any]:
+    """What code ran: ``git_commit`` and ``git_dirty`` (None outside this project's own git work
+    tree) and ``source_sha256`` (always).
+
+    Git is asked only when the package is the ``sim/`` at the top level of a work tree whose
+    pyproject.toml is lfrsim's own: a copy installed inside another repository (or inside a
+    virtual environment in lfrsim's checkout) must not record that repository's commit.
+    ``git_dirty`` is whether ``sim/`` or ``pyproject.toml`` differ from the commit, untracked
+    files included.
+    """
+    identity: dict[str, Any] = {"git_commit": None, "git_dirty": None,
+                                "source_sha256": source_sha256(package)}
+    top = _git(["rev-parse", "--show-toplevel"], package)
+    if top is None or not top.strip():
+        return identity
+    root = Path(top.strip()).resolve()
+    if not _is_this_project(root) or package.resolve().parent != root:
+        return identity
+    commit = _git(["rev-parse", "HEAD"], root)
+    status = _git(["status", "--porcelain", "--", package.name, "pyproject.toml"], root)
+    if commit and commit.strip() and status is not None:
+        identity.update(git_commit=commit.strip(), git_dirty=bool(status.strip()))
+    return identity
 
 
 def _versions() -> dict[str, str]:
@@ -165,12 +223,11 @@ def is_results_folder(folder: Path) -> bool:
     return (folder / "config.toml").is_file() and isinstance(manifest, dict) and "seeds" in manifest
 
 
-def _writable(folder: Path) -> bool:
-    """Whether ``folder`` (or, if it does not exist yet, its nearest existing parent) takes files."""
+def _nearest_existing(folder: Path) -> Path:
     here = folder
     while not here.exists() and here != here.parent:
         here = here.parent
-    return here.is_dir() and os.access(here, os.W_OK | os.X_OK)
+    return here
 
 
 def _remove_temporaries(folder: Path) -> None:
@@ -179,25 +236,124 @@ def _remove_temporaries(folder: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+FRESH, RESUME, FINISHED = "fresh", "resume", "finished"
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a run may do with its results folder, decided before anything in it changes.
+
+    ``action`` is ``"fresh"`` (start afresh: the folder is missing, empty, or to be overwritten),
+    ``"resume"`` (keep its finished units; ``previous`` is its manifest) or ``"finished"`` (it
+    already holds this experiment's finished results: nothing to run, nothing to write).
+    """
+
+    out: Path
+    action: str
+    previous: dict[str, Any] | None = None
+
+
+def _flat(data: Any, prefix: str = "") -> dict[str, Any]:
+    if not isinstance(data, dict):
+        return {prefix.rstrip("."): data}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        out.update(_flat(value, f"{prefix}{key}."))
+    return out
+
+
+def _first_difference(stored: dict[str, Any], here: dict[str, Any]) -> str:
+    """The first setting that differs, as 'path: A there, B here'."""
+    a, b = _flat(stored), _flat(here)
+    for key in [*b, *(k for k in a if k not in b)]:
+        if a.get(key, "(unset)") != b.get(key, "(unset)"):
+            def shown(v: Any) -> str:
+                text = repr(v)
+                return text if len(text) <= 40 else text[:37] + "..."
+            return f"{key}: {shown(a.get(key, '(unset)'))} there, {shown(b.get(key, '(unset)'))} here"
+    return "the same settings"
+
+
+def check_target(out: str | Path, experiment: Experiment, resume: bool = False,
+                 overwrite: bool = False) -> Target:
+    """Decide what a run may do with ``out``, or refuse in one line; touches nothing.
+
+    The policy, in order:
+
+    * ``out`` must be a folder or not yet exist, somewhere that can be written;
+    * missing or empty: a fresh run;
+    * not empty and not a results folder (no lfrsim ``config.toml`` and ``manifest.json``):
+      refused whatever the flags, since it holds someone else's files;
+    * ``resume``: the stored config must be this experiment's, byte for byte; its finished
+      units are kept;
+    * ``overwrite``: the results files, ``parts/`` and ``figures/`` are replaced, nothing else;
+    * otherwise, a finished folder of the same resolved experiment (its ``config.toml`` read by
+      today's schema equals this run's) is left untouched and read back; an unfinished one, or
+      one of another experiment, is refused with the setting that would let the run go on.
+    """
+    out = Path(out)
+    if out.exists() and not out.is_dir():
+        raise ResultsError(f"out: {out} exists and is not a folder", "out")
+    here = _nearest_existing(out)
+    if not here.is_dir():
+        raise ResultsError(f"out: cannot create {out}: {here} is a file, not a directory", "out")
+    if not os.access(here, os.W_OK | os.X_OK):
+        raise ResultsError(f"out: cannot write to {out}: permission denied", "out")
+    if not out.exists() or not any(out.iterdir()):
+        return Target(out, FRESH)
+    if not is_results_folder(out):
+        raise ResultsError(f"out: {out} is not empty and is not a results folder; choose another", "out")
+    config = experiment.to_toml()
+    if resume:
+        if (out / "config.toml").read_text(errors="replace") != config:
+            raise ResultsError(f"resume: {out}/config.toml differs from this experiment; "
+                               "resume with the same file, seed and replications", "resume")
+        return Target(out, RESUME, json.loads((out / "manifest.json").read_text()))
+    if overwrite:
+        return Target(out, FRESH)
+    manifest = json.loads((out / "manifest.json").read_text())
+    try:
+        stored = Experiment.from_toml((out / "config.toml").read_text(), base_dir=out)
+    except (ConfigError, OSError, UnicodeDecodeError):
+        stored = None
+    if stored is None or stored.to_toml() != config:
+        why = _first_difference(stored.to_dict(), experiment.to_dict()) if stored is not None \
+            else "its config.toml no longer reads as an experiment"
+        raise ResultsError(f"out: {out} holds the results of another experiment ({why}); "
+                           "choose another out, or overwrite=True to replace them", "out")
+    finished = manifest.get("status") == "complete" and (out / "metrics.parquet").is_file()
+    if not finished:
+        done, units = manifest.get("units_done", "?"), manifest.get("units", "?")
+        raise ResultsError(f"out: {out} holds an unfinished run of this experiment ({done} of {units} "
+                           "units done); resume=True continues it, overwrite=True starts afresh", "out")
+    return Target(out, FINISHED)
+
+
 class ResultsWriter:
     """Writes a results folder as a run goes: config and manifest first, units as they finish.
 
-    The folder is checked before anything in it changes: a non-empty folder that is not a
-    results folder, or one that cannot be written, is refused with one line naming it.
+    ``target`` is what ``check_target`` allowed, or a folder, which is then checked here with
+    ``resume`` and ``overwrite``. A folder that already holds these finished results is refused:
+    there is nothing to write (``sim.pipeline`` reads it back instead).
     """
 
-    def __init__(self, out: str | Path, experiment: Experiment, cells: list[dict[str, Any]],
-                 units: Sequence[UnitOfWork], resume: bool):
-        self.out = Path(out)
+    def __init__(self, target: Target | str | Path, experiment: Experiment, cells: list[dict[str, Any]],
+                 units: Sequence[UnitOfWork], resume: bool = False, overwrite: bool = False):
+        if not isinstance(target, Target):
+            target = check_target(target, experiment, resume, overwrite)
+        if target.action not in (FRESH, RESUME):
+            raise ResultsError(f"out: {target.out} already holds these finished results; "
+                               "overwrite=True writes them again", "out")
+        self.out = target.out
         self.experiment = experiment
         self.cells = cells
         self.units = units
         self.parts = self.out / "parts"
         config = experiment.to_toml()
-        previous = self._check_target(config, resume)
+        previous = target.previous
         now = _now()
         self.manifest: dict[str, Any] = {
-            "lfrsim": _versions().get("lfrsim"), "versions": _versions(), "git_commit": _git_commit(),
+            "lfrsim": _versions().get("lfrsim"), "versions": _versions(), **source_identity(),
             "platform": platform.platform(),
             "seeds": seed_layout(experiment.experiment.seed, experiment.experiment.replications),
             "started": now, "resumed": [], "finished": None, "status": "running",
@@ -208,7 +364,7 @@ class ResultsWriter:
             self.manifest["resumed"] = [*previous.get("resumed", []), now]
         self._done: set[str] = set()
         try:
-            if not resume or previous is None:
+            if previous is None:
                 self._clear()
             self.parts.mkdir(parents=True, exist_ok=True)
             _remove_temporaries(self.out)
@@ -222,25 +378,6 @@ class ResultsWriter:
                 with contextlib.suppress(OSError):
                     self._clear()
             raise ResultsError(f"out: cannot write to {self.out}: {exc.strerror or exc}", "out") from None
-
-    def _check_target(self, config: str, resume: bool) -> dict[str, Any] | None:
-        """Refuse a target we must not touch; on resume, return the stored manifest (None: fresh)."""
-        out = self.out
-        if out.exists() and not out.is_dir():
-            raise ResultsError(f"out: {out} exists and is not a folder", "out")
-        if not _writable(out):
-            raise ResultsError(f"out: cannot write to {out}: permission denied", "out")
-        empty = not out.exists() or not any(out.iterdir())
-        if empty:
-            return None
-        if not is_results_folder(out):
-            raise ResultsError(f"out: {out} is not empty and is not a results folder; choose another", "out")
-        if not resume:
-            return None
-        if (out / "config.toml").read_text() != config:
-            raise ResultsError(f"resume: {out}/config.toml differs from this experiment; "
-                               "resume with the same file, seed and replications", "resume")
-        return json.loads((out / "manifest.json").read_text())
 
     def _clear(self) -> None:
         """Start afresh in a results folder: remove what an earlier run wrote, nothing else."""
@@ -301,9 +438,10 @@ class ResultsWriter:
         self._done.add(unit.name)
         self._write_manifest()
 
-    def interrupted(self) -> None:
-        """Record that the run stopped early; its finished units stay in ``parts/``."""
-        self.manifest["status"] = "interrupted"
+    def interrupted(self, status: str = "interrupted") -> None:
+        """Record that the run stopped early (``"interrupted"``, or ``"failed"``); its finished
+        units stay in ``parts/`` for ``--resume``."""
+        self.manifest["status"] = status
         self._write_manifest()
 
     def write_outputs(self, results: Results) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import subprocess
 import tomllib
 from pathlib import Path
 
@@ -15,7 +16,16 @@ import sim
 from sim.config import Experiment, from_dict, load_experiment
 from sim.metrics import clopper_pearson
 from sim.pipeline import run_experiment
-from sim.results import Results, ResultsError, differences, is_results_folder, parquet_bytes, read_results
+from sim.results import (
+    Results,
+    ResultsError,
+    differences,
+    is_results_folder,
+    parquet_bytes,
+    read_results,
+    source_identity,
+    source_sha256,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SUMMARY_COLUMNS = ["cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates"]
@@ -68,12 +78,71 @@ def test_manifest_records_versions_commit_seeds_times_and_cells_done(finished):
     out, _ = finished
     manifest = json.loads((out / "manifest.json").read_text())
     assert {"numpy", "scipy", "simpy", "pandas", "pyarrow", "python", "lfrsim"} <= set(manifest["versions"])
-    assert "git_commit" in manifest
+    assert {"git_commit", "git_dirty", "source_sha256"} <= set(manifest)
     assert manifest["seeds"]["root"] == 5 and manifest["seeds"]["replications"] == 2
     assert manifest["started"] <= manifest["finished"]
     assert manifest["status"] == "complete"
     assert manifest["cells"] == manifest["cells_done"] == 4
     assert manifest["units"] == manifest["units_done"] == 4
+
+
+def test_manifest_records_which_code_ran(finished):
+    out, _ = finished
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert len(manifest["source_sha256"]) == 64
+    assert manifest["git_commit"] is None or len(manifest["git_commit"]) == 40
+    assert manifest["git_dirty"] in (None, True, False)
+
+
+def _git(root: Path, *args: str) -> str:
+    done = subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@example.org", *args], cwd=root,
+                          capture_output=True, text=True, check=True)
+    return done.stdout.strip()
+
+
+def _project(root: Path, name: str, package_at: str = "sim") -> Path:
+    """A git work tree at ``root`` with a pyproject.toml named ``name`` and a copy of the package."""
+    root.mkdir(parents=True)
+    (root / "pyproject.toml").write_text(f'[project]\nname = "{name}"\n')
+    package = root / package_at
+    shutil.copytree(REPO / "sim", package, ignore=shutil.ignore_patterns("__pycache__"))
+    _git(root, "init", "-q")
+    _git(root, "add", ".")
+    _git(root, "commit", "-q", "-m", "start")
+    return package
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_the_commit_is_recorded_only_inside_lfrsims_own_work_tree(tmp_path):
+    # installed (not editable) into a virtual environment inside another project's repository
+    package = _project(tmp_path / "thesis", "my-thesis", ".venv/lib/python3.11/site-packages/sim")
+    identity = source_identity(package)
+    assert identity["git_commit"] is None and identity["git_dirty"] is None
+    assert identity["source_sha256"] == source_sha256(REPO / "sim")   # the same code, wherever it is
+    # installed into a virtual environment inside lfrsim's own checkout: a copy, not the checkout's code
+    checkout = _project(tmp_path / "checkout", "lfrsim").parent
+    installed = checkout / ".venv" / "lib" / "site-packages" / "sim"
+    shutil.copytree(checkout / "sim", installed)
+    assert source_identity(installed)["git_commit"] is None
+    assert source_identity(checkout / "sim")["git_commit"] == _git(checkout, "rev-parse", "HEAD")
+
+
+@pytest.mark.skipif(shutil.which("git") is None, reason="needs git")
+def test_an_edited_package_is_recorded_as_dirty_with_its_own_hash(tmp_path):
+    package = _project(tmp_path / "lfrsim", "lfrsim")
+    clean = source_identity(package)
+    assert clean["git_commit"] == _git(package.parent, "rev-parse", "HEAD")
+    assert clean["git_dirty"] is False
+    (package.parent / "README.md").write_text("notes outside the package do not count\n")
+    assert source_identity(package)["git_dirty"] is False
+    with (package / "config.py").open("a") as fh:
+        fh.write("\n# an edit\n")
+    edited = source_identity(package)
+    assert edited["git_commit"] == clean["git_commit"] and edited["git_dirty"] is True
+    assert edited["source_sha256"] != clean["source_sha256"]
+    (package / "config.py").write_bytes((REPO / "sim" / "config.py").read_bytes())
+    (package / "new_module.py").write_text("x = 1\n")               # untracked code counts too
+    assert source_identity(package)["git_dirty"] is True
 
 
 def test_metrics_are_tidy_with_the_sweeps_parameter_columns(finished):
@@ -257,19 +326,79 @@ def test_a_file_as_out_is_refused(tmp_path):
     target.write_text("x")
     with pytest.raises(ResultsError, match="not a folder"):
         run_experiment(tiny(1), out=target)
-    with pytest.raises(ResultsError, match="cannot write"):
-        run_experiment(tiny(1), out=target / "below")
+    with pytest.raises(ResultsError, match="is a file, not a directory") as err:
+        run_experiment(tiny(1), out=target / "below" / "deeper")
+    assert "permission" not in str(err.value)
+    assert target.read_text() == "x"
 
 
-def test_a_new_run_replaces_an_old_results_folder(tmp_path, finished):
+def snapshot(folder: Path) -> dict[str, bytes | None]:
+    """Every file's bytes and every folder (None) under ``folder``, by relative path."""
+    return {p.relative_to(folder).as_posix(): (p.read_bytes() if p.is_file() else None)
+            for p in sorted(folder.rglob("*"))}
+
+
+def test_results_of_another_experiment_are_replaced_only_with_overwrite(tmp_path, finished):
     reference, _ = finished
     out = tmp_path / "run"
     shutil.copytree(reference, out)
     (out / "figures" / "stale.png").write_bytes(b"from the old run")
-    run_experiment(tiny(1), out=out)
+    (out / "notes.md").write_text("mine")
+    before = snapshot(out)
+    with pytest.raises(ResultsError, match=r"another experiment \(experiment.replications: 2 there, 1 here\)"
+                                           r".*overwrite=True") as err:
+        run_experiment(tiny(1), out=out)
+    assert "\n" not in str(err.value) and err.value.setting == "out"
+    assert snapshot(out) == before
+    run_experiment(tiny(1), out=out, overwrite=True)
     assert (out / "metrics.parquet").read_bytes() == parquet_bytes(run_experiment(tiny(1)).metrics)
     assert not (out / "figures" / "stale.png").exists()
+    assert (out / "notes.md").read_text() == "mine"          # only what a run writes is replaced
     assert json.loads((out / "manifest.json").read_text())["resumed"] == []
+
+
+def test_a_finished_folder_of_the_same_experiment_is_read_back_untouched(tmp_path, finished, monkeypatch):
+    reference, _ = finished
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    before = snapshot(out)
+    import sim.sweep as sweep
+
+    monkeypatch.setattr(sweep, "run_unit", lambda unit: pytest.fail(f"ran {unit.name} again"))
+    again = run_experiment(tiny(), out=out)
+    assert again.reused and again.path == out
+    assert snapshot(out) == before
+    assert parquet_bytes(again.metrics) == (reference / "metrics.parquet").read_bytes()
+
+
+def test_the_same_experiment_is_compared_as_resolved_not_as_text(tmp_path, finished, monkeypatch):
+    """A config.toml written before a setting with a default existed still holds the same experiment."""
+    reference, _ = finished
+    out = tmp_path / "run"
+    shutil.copytree(reference, out)
+    text = (out / "config.toml").read_text()
+    assert "prevalence_elasticity = 1.0\n" in text
+    (out / "config.toml").write_text(text.replace("prevalence_elasticity = 1.0\n", ""))
+    before = snapshot(out)
+    import sim.sweep as sweep
+
+    monkeypatch.setattr(sweep, "run_unit", lambda unit: pytest.fail(f"ran {unit.name} again"))
+    assert run_experiment(tiny(), out=out).reused
+    assert snapshot(out) == before
+
+
+def test_an_unfinished_run_of_the_same_experiment_needs_resume_or_overwrite(tmp_path):
+    out = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        run_experiment(tiny(), out=out, progress=StopAfter(1))
+    before = snapshot(out)
+    with pytest.raises(ResultsError, match=r"unfinished run of this experiment \(1 of 4 units done\); "
+                                           r"resume=True continues it, overwrite=True starts afresh"):
+        run_experiment(tiny(), out=out)
+    assert snapshot(out) == before
+    run_experiment(tiny(), out=out, overwrite=True)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == "complete" and manifest["resumed"] == []
 
 
 @pytest.mark.parametrize("make", ["empty", "missing", "other", "interrupted", "bad_parquet",
