@@ -29,6 +29,7 @@ from rich.table import Table
 from . import replay
 from .calibrate import fit, write_parameters
 from .config import ConfigError, load_experiment
+from .cost import check_cost
 from .metrics import compare
 from .pipeline import redraw_report, run_experiment
 from .results import ResultsError, differences, parquet_bytes, read_results
@@ -110,6 +111,18 @@ def _as_flags(exc: ResultsError | ExecutorError) -> str:
     return message
 
 
+def _problems_as_flags(problems: list[str], args) -> list[str]:
+    """Cost problems that a flag of this command set: named by the flag."""
+    flagged = {"workers": "--workers"}
+    if getattr(args, "replications", None) is not None:
+        flagged["experiment.replications"] = "--replications"
+    out = []
+    for line in problems:
+        setting = line.split(": ", 1)[0]
+        out.append(flagged[setting] + line[len(setting):] if setting in flagged else line)
+    return out
+
+
 def _workers(requested: int | None) -> int:
     if requested is not None:
         return requested
@@ -119,11 +132,13 @@ def _workers(requested: int | None) -> int:
 def _cmd_validate(args) -> int:
     try:
         experiment = load_experiment(args.experiment)
+        cost = check_cost(experiment)
     except ConfigError as exc:
         return _fail(exc.problems)
     cells = experiment.sweep.size()
     print(f"{args.experiment}: valid ({cells} cell{'s' * (cells != 1)}, "
           f"{experiment.experiment.replications} replications, seed {experiment.experiment.seed})")
+    print(cost.summary())
     return EXIT_OK
 
 
@@ -273,7 +288,7 @@ def _cmd_run(args) -> int:
             results = run_experiment(experiment, args.replications, args.seed, _workers(args.workers), out,
                                      args.scheduler, args.resume, progress, overwrite=args.overwrite)
     except ConfigError as exc:
-        return _fail(exc.problems)
+        return _fail(_problems_as_flags(exc.problems, args))
     except (ResultsError, ExecutorError) as exc:
         return _fail(_as_flags(exc))
     except KeyboardInterrupt:
@@ -317,6 +332,8 @@ def _cmd_reproduce(args) -> int:
         with _ProgressBar(_plan_label(stored.experiment, None), enabled=not args.quiet) as progress:
             fresh = run_experiment(stored.experiment, workers=_workers(args.workers),
                                    scheduler=args.scheduler, progress=progress)
+    except ConfigError as exc:
+        return _fail(_problems_as_flags(exc.problems, args))
     except ExecutorError as exc:
         return _fail(_as_flags(exc))
     except KeyboardInterrupt:

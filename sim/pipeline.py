@@ -1,7 +1,7 @@
 """The pipeline: plan -> executor -> results folder -> report. The only module that chains them.
 
-``run_experiment`` is what ``lfrsim run`` and ``sim.run`` do: plan the experiment's units of
-work (``sim.sweep``), decide what the results
+``run_experiment`` is what ``lfrsim run`` and ``sim.run`` do: check that the run can fit
+(``sim.cost``), plan the experiment's units of work (``sim.sweep``), decide what the results
 folder allows (``sim.results.check_target``), start an executor, open the results folder only
 once nothing can refuse the run any more, compute the units and store each as it finishes, pool
 them into metrics and a summary, set the reported figure against the calibration's posterior
@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from .config import Experiment, from_dict, load_experiment
+from .cost import check_cost
 from .metrics import posterior_cell, summary_value
 from .posterior import posterior_comparison
 from .report import write_report
@@ -75,11 +76,13 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
     ``sim.results.check_target``). ``progress`` is told the cell-replicates done and in total,
     first before anything runs and then after each unit.
 
-    Raises ``ExecutorError`` for bad workers or scheduler, ``ResultsError`` for a folder it must
-    not touch: both before any file is written.
+    Raises ``ConfigError`` for a run that cannot fit (``sim.cost``), ``ExecutorError`` for bad
+    workers or scheduler, ``ResultsError`` for a folder it must not touch: all before any file
+    is written.
     """
     experiment = with_overrides(experiment, replications, seed)
     check_executor(workers, scheduler)
+    check_cost(experiment, workers=1 if scheduler else workers)
     cells, units = plan(experiment)
     target = check_target(out, experiment, resume, overwrite) if out is not None else None
     if target is not None and target.action == FINISHED:

@@ -35,10 +35,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from .config import Experiment
+from .cost import THRESHOLD, search_groups
 from .metrics import unit_rows
 from .replicate import simulate_replicate
-
-THRESHOLD = "matcher.threshold"
 
 Rows = list[dict[str, Any]]
 
@@ -76,13 +75,9 @@ class Unit:
 def plan(experiment: Experiment) -> tuple[list[dict[str, Any]], list[Unit]]:
     """The cells of an experiment and the units of work that compute them, in a fixed order."""
     cells = experiment.sweep.cells()
-    groups: dict[str, list[int]] = {}
-    for i, cell in enumerate(cells):
-        key = repr(sorted((k, v) for k, v in cell.items() if k != THRESHOLD))
-        groups.setdefault(key, []).append(i)
     units = []
     meta = experiment.experiment
-    for g, members in enumerate(groups.values()):
+    for g, members in enumerate(search_groups(cells)):
         rest = {k: v for k, v in cells[members[0]].items() if k != THRESHOLD}
         group_experiment = experiment.with_values(rest) if experiment.sweep.parameters else experiment
         thresholds = tuple(float(cells[i].get(THRESHOLD, experiment.matcher.threshold)) for i in members)
