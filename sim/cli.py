@@ -13,8 +13,10 @@ import os
 import signal
 import sys
 import time
+from importlib import metadata
 from pathlib import Path
 
+from rich import box
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -52,13 +54,15 @@ class _Parser(argparse.ArgumentParser):
 
 def _parser() -> argparse.ArgumentParser:
     p = _Parser(prog="lfrsim", description="Simulate police Live Facial Recognition deployments.")
+    p.add_argument("--version", action="version", version=f"lfrsim {_version()}")
     sub = p.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     run = sub.add_parser("run", help="run an experiment and write a results folder")
     run.add_argument("experiment", type=Path)
     run.add_argument("--out", type=Path, help="results folder (default results/NAME)")
-    run.add_argument("--replications", type=int)
-    run.add_argument("--seed", type=int)
+    run.add_argument("--replications", type=int,
+                     help="replicates of every sweep cell (default: experiment.replications)")
+    run.add_argument("--seed", type=int, help="root seed (default: experiment.seed)")
     run.add_argument("--workers", type=int, default=None,
                      help=f"local processes (default: the CPUs, at most {MAX_DEFAULT_WORKERS})")
     run.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask distributed scheduler")
@@ -92,6 +96,13 @@ def _parser() -> argparse.ArgumentParser:
     rpl.add_argument("--experiment-file", type=Path,
                      help="also write the records as a runnable experiment to this file")
     return p
+
+
+def _version() -> str:
+    try:
+        return metadata.version("lfrsim")
+    except metadata.PackageNotFoundError:
+        return "(not installed)"
 
 
 def _fail(problems: list[str] | str) -> int:
@@ -143,40 +154,61 @@ def _cmd_validate(args) -> int:
 
 
 def _number(x: float) -> str:
-    """Compact counts for narrow terminals: 3.18M, 412k, 1,234.5, –."""
+    """Compact counts for an 80-column terminal: 3.12M, 349k, 2,206, 62.5, 3.3, –."""
     if x != x:  # NaN
         return "–"
     if abs(x) >= 1e6:
         return f"{x / 1e6:.2f}M"
-    if abs(x) >= 1e5:
+    if abs(x) >= 1e4:
         return f"{x / 1e3:.0f}k"
-    return f"{x:,.1f}"
+    if abs(x) >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.1f}"
+
+
+def _rate(x: float) -> str:
+    """A rate per million faces in at most four characters: 1,234, 71, 3.9, 0.3, 0."""
+    if x != x:
+        return "–"
+    if x >= 10 or x == 0:
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if x >= 0.1 else f"{x:.2g}"
 
 
 HEADLINE = (("faces", "faces"), ("alerts", "alerts"), ("true_alerts", "true"), ("false_alerts", "false"),
-            ("expected_false_alerts", "expected false"), ("arrests", "arrests"),
-            ("wrongful_stops", "wrongful stops"))
+            ("arrests", "arrests"), ("wrongful_stops", "wrongful\nstops"))
+
+
+def _short_group(name: str) -> str:
+    """'female_black' -> 'F Black' (the legend under the table says so)."""
+    if name == "all":
+        return "all"
+    sex, _, ethnicity = name.partition("_")
+    return f"{sex[:1].upper()} {ethnicity.capitalize()}" if ethnicity else name
 
 
 def _print_headline(results, elapsed: float) -> None:
     console = Console()
     exp = results.experiment
     summary = results.summary
+    reps = int(summary["replicates"].max())
     params = results.cells[0] if results.cells and results.cells[0] else {}
-    where = ", ".join(f"{k} = {v}" for k, v in params.items())
-    table = Table(title=f"{exp.experiment.name}: cell 0{f' ({where})' if where else ''}, mean per programme "
-                        f"over {int(summary['replicates'].max())} replicates")
-    table.add_column("group")
+    where = ", ".join(f"{k.rsplit('.', 1)[-1]} {v}" for k, v in params.items())
+    table = Table(title=f"{exp.experiment.name}{f' ({where})' if where else ''}", box=box.SIMPLE_HEAD,
+                  pad_edge=False, title_justify="left")
+    table.add_column("group", no_wrap=True)
     for _, title in HEADLINE:
-        table.add_column(title, justify="right")
-    table.add_column("false per 3M faces (95% CI)", justify="right")
+        table.add_column(title, justify="right", no_wrap=True)
+    table.add_column("false per M\nfaces (95%)", justify="right", no_wrap=True)
     for group in ["all", *[g for g in summary["group"].unique() if g != "all"]]:
         part = summary[(summary["cell"] == 0) & (summary["group"] == group)].set_index("metric")
         vals = [_number(part.loc[c, "estimate"]) if c in part.index else "–" for c, _ in HEADLINE]
-        r = part.loc["false_alert_rate"]
-        rate = f"{r['estimate'] * 3e6:.1f} ({r['ci_low'] * 3e6:.1f}–{r['ci_high'] * 3e6:.1f})"
-        table.add_row(group, *vals, rate)
+        r = {k: float(part.loc["false_alert_rate", k]) * 1e6 for k in ("estimate", "ci_low", "ci_high")}
+        table.add_row(_short_group(group), *vals,
+                      f"{_rate(r['estimate'])} ({_rate(r['ci_low'])}–{_rate(r['ci_high'])})")
     console.print(table)
+    console.print(f"Counts: mean per programme over {reps} replicate{'s' * (reps != 1)} (2.5–97.5% spread "
+                  "in summary.csv). F/M: female/male passers. Rate: pooled, exact Clopper–Pearson.")
     if len(results.cells) > 1:
         _print_cells(console, results)
     if exp.comparison is not None:
@@ -204,13 +236,14 @@ def _print_cells(console, results, limit: int = 60) -> None:
     everyone = summary[summary["group"] == "all"]
     wide = everyone.pivot(index="cell", columns="metric", values="estimate")
     paths = list(results.cells[0])
-    table = Table(title="every cell, all passers (per group: summary.csv)")
+    table = Table(title="every cell, all passers (per group: summary.csv)", box=box.SIMPLE_HEAD,
+                  pad_edge=False, title_justify="left")
     for path in paths:
-        table.add_column(path, justify="right")
+        table.add_column(path.rsplit(".", 1)[-1].replace("_", " "), justify="right", no_wrap=True)
     columns = (("faces", "faces"), ("alerts", "alerts"), ("false_alerts", "false"),
-               ("expected_false_alerts", "expected false"), ("tpir", "TPIR"), ("ppv", "PPV"))
+               ("expected_false_alerts", "exact\nfalse"), ("ppv", "PPV"))
     for _, title in columns:
-        table.add_column(title, justify="right")
+        table.add_column(title, justify="right", no_wrap=True)
     for cell, params in enumerate(results.cells[:limit]):
         row = wide.loc[cell]
         shown = [f"{row[m]:.3f}" if m in ("tpir", "ppv") else _number(row[m]) for m, _ in columns]

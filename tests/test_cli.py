@@ -328,7 +328,20 @@ def test_the_headline_shows_every_cell_of_a_sweep(tiny_file, capsys):
     results = run_experiment(from_dict(data))
     _print_headline(results, elapsed=1.0)
     out = capsys.readouterr().out
-    assert "cell 0 (matcher.threshold = 0.58, review.officers = 4)" in out
+    assert "tiny (threshold 0.58, officers 4)" in out
     assert "expected" in out and "every cell" in out
-    rows = [line for line in out.splitlines() if line.startswith("│") and ("0.58" in line or "0.62" in line)]
+    rows = [line for line in out.splitlines() if line.strip().startswith(("0.58", "0.62"))]
     assert len(rows) == 4
+
+
+def test_the_headline_fits_eighty_columns_without_cutting_a_number(tiny_file, capsys, monkeypatch):
+    from sim.cli import _print_headline
+
+    monkeypatch.setenv("COLUMNS", "80")
+    results = run_experiment(load_experiment(tiny_file))
+    _print_headline(results, elapsed=1.0)
+    out = capsys.readouterr().out
+    assert max(len(line) for line in out.splitlines()) <= 80
+    table = [line for line in out.splitlines() if line.startswith((" all", " F ", " M "))]
+    assert len(table) == 11 and not any("…" in line for line in table)
+    assert "F Black" in out and "F/M: female/male passers" in out
