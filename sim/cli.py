@@ -222,7 +222,8 @@ def _print_headline(results, elapsed: float) -> None:
         post = results.posterior
         if post is not None:
             console.print(
-                f"With the calibration's uncertainty (cell {post['cell']}, {post['draws']} posterior draws): "
+                f"With the calibration's uncertainty (cell {post['cell']} at threshold {post['threshold']}, "
+                f"{post['draws']} posterior draws): "
                 f"expected {post['expected']:.1f} (95% {post['interval_95'][0]:.1f}–"
                 f"{post['interval_95'][1]:.1f}) per {exp.comparison.faces:,} faces; "
                 f"P(≤ {exp.comparison.false_alerts}) = {post['p_at_most_reported']:.3f}.")

@@ -453,7 +453,7 @@ class Experiment(Frozen):
     matcher: Matcher = Field(default_factory=Matcher)
     review: Review = Field(default_factory=Review)
     sweep: Sweep = Field(default_factory=Sweep)
-    comparison: Comparison | None = Field(default_factory=Comparison)
+    comparison: Comparison | None = None   # only experiments that declare [comparison] are compared
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting, defaults included, as plain data (``None`` left out)."""

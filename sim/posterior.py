@@ -18,10 +18,10 @@ from scipy import stats
 
 from . import data as shipped
 from .calibrate import BOUNDS, with_free
-from .config import Experiment, ScoreParameters
-from .crowd import watchlist_group_shares
+from .config import Crowd, Experiment, ScoreParameters
+from .crowd import frames_distribution, watchlist_group_shares
 from .groups import default_groups
-from .scores import ScoreModel, score_model, to_latent
+from .scores import ScoreModel, effective_looks, score_model, to_latent
 
 
 @cache
@@ -31,10 +31,11 @@ def _hermite_nodes(nodes: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float, threshold: float,
-                    nodes: int = 8) -> np.ndarray:
+                    nodes: int = 8, looks: float | np.ndarray = 1.0) -> np.ndarray:
     """FPIR per probe group for an average watchlist, by Gauss-Hermite quadrature.
 
-    The same closed form as ``SearchTable.impostor_sf`` (one look), with probe and entry effects
+    The same closed form as ``SearchTable.impostor_sf`` (``looks`` independent looks per passer:
+    P(no look alerts | probe) = exp(-looks * H)), with probe and entry effects
     integrated by quadrature instead of on the table's grid: a few milliseconds, so a posterior can
     be integrated over in seconds. Agrees with the table to about 3e-4 relative (the table's own
     discretisation; 6 nodes already agree with 24 to 1e-9: effects are small beside the noise).
@@ -48,7 +49,17 @@ def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float
     d = t - p[None, :, None, None] - model.impostor_location[:, None, :, None] - e[None, None, None, :]
     per_entry = -model.noise.logcdf(d) @ we                              # (G, P, H)
     hazard = size * per_entry @ np.asarray(watchlist_shares, dtype=float)  # (G, P)
-    return -np.expm1(-hazard) @ w
+    k = np.asarray(looks, dtype=float)[..., None, None]
+    return -np.expm1(-k * hazard) @ w      # (G,), or (L, G) for an array of looks
+
+
+def crowd_fpir(model: ScoreModel, watchlist_shares: np.ndarray, size: float, threshold: float,
+               crowd: Crowd) -> np.ndarray:
+    """FPIR per probe group of a crowd whose passers give 1 + Poisson(frames - 1) frames, each frame
+    a look as independent as ``crowd.frame_correlation`` allows (``sim.scores.effective_looks``)."""
+    frames, pmf = frames_distribution(crowd)
+    looks = effective_looks(frames, crowd.frame_correlation)
+    return pmf @ fpir_quadrature(model, watchlist_shares, size, threshold, looks=looks)
 
 
 def posterior_comparison(experiment: Experiment, nonmated_by_group: np.ndarray, faces: float,
@@ -64,6 +75,7 @@ def posterior_comparison(experiment: Experiment, nonmated_by_group: np.ndarray, 
     (there is then no posterior to integrate over) or names no reported figure.
     """
     cmp_ = experiment.comparison
+    threshold = experiment.matcher.threshold    # the experiment's own setting, not the report's
     fit_table = shipped.score_fit(experiment.matcher.parameters)
     if cmp_ is None or fit_table is None or faces <= 0:
         return None
@@ -84,11 +96,12 @@ def posterior_comparison(experiment: Experiment, nonmated_by_group: np.ndarray, 
     expected = []
     for x in [mean, *samples]:
         model = score_model(with_free(shipped_params, x), groups)
-        fp = fpir_quadrature(model, shares, wl.size, cmp_.threshold)
+        fp = crowd_fpir(model, shares, wl.size, threshold, experiment.crowd)
         expected.append(float(np.dot(nonmated_by_group, fp)) * scale)
     draws_e = np.asarray(expected[1:])
     k = cmp_.false_alerts
-    return {"threshold": cmp_.threshold, "draws": draws, "expected": expected[0],
+    return {"threshold": threshold, "reported_threshold": cmp_.threshold, "draws": draws,
+            "expected": expected[0],
             "interval_95": [float(np.quantile(draws_e, 0.025)), float(np.quantile(draws_e, 0.975))],
             "p_at_most_reported": float(np.mean(stats.poisson.cdf(k, draws_e))),
             "p_at_least_reported": float(np.mean(stats.poisson.sf(k - 1, draws_e)))}

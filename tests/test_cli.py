@@ -329,7 +329,7 @@ def test_the_headline_shows_every_cell_of_a_sweep(tiny_file, capsys):
     _print_headline(results, elapsed=1.0)
     out = capsys.readouterr().out
     assert "tiny (threshold 0.58, officers 4)" in out
-    assert "expected" in out and "every cell" in out
+    assert "exact" in out and "every cell" in out
     rows = [line for line in out.splitlines() if line.strip().startswith(("0.58", "0.62"))]
     assert len(rows) == 4
 
