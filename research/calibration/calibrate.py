@@ -1624,7 +1624,9 @@ def write_posterior(result: dict[str, Any], path: str | Path, command: str = "")
     median_params = dict(result.get("shipped_score_parameters", {}))
     doc = {
         "about": {"written": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "command": command,
-                  "seed": result["seed"], "method": "dynesty nested sampling; see calibrate.py docstring",
+                  "seed": result["seed"], "method": ("dynesty nested sampling for every account's evidence; emcee chains and bridge-sampling "
+                             "evidence for the close accounts; the shipped draws are the best account's long "
+                             "emcee chain; see the calibrate.py docstring"),
                   "shipped": result["shipped"], "draws_file": npz.name,
                   "never_an_input": "Met 2025: 12 false alerts in 3,000,000 faces"},
         "priors": {p.name: {"prior": p.describe(), "source": p.source}
@@ -1822,6 +1824,10 @@ def _median_score_parameters(samples: dict[str, np.ndarray]) -> dict[str, Any]:
             "lamb_shift": LAMB_SHIFT, "tail": "gaussian", "genuine_location": med["genuine_location"],
             "genuine_sd": GENUINE_SD,
             "watchlisted_per_passer": float(np.median(samples["watchlisted_per_passer"])),
+            "watchlisted_per_passer_note": ("per passer at a 15,000-entry list and 1,000 passers an hour; "
+                                            "scales as (passers per hour / 1000)^footfall_elasticity"),
+            "footfall_elasticity": float(np.median(samples["footfall_elasticity"]))
+            if "footfall_elasticity" in samples else 0.0,
             "faces_per_passer": {r: float(np.median(samples[f"faces_per_passer[{r}]"])) for r in rec.REGIMES},
             "operator_pass_false": float(np.median(samples["operator_pass_false"]))
             if "operator_pass_false" in samples else 1.0}
