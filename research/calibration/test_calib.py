@@ -1,6 +1,6 @@
 """Tests of records.py and calibrate.py (fast by default; RUN_SLOW=1 adds the recovery study).
 
-Run: ``. venv && cd /work/scratch/calib && python -m pytest -q test_calib.py``
+Run: ``. venv && cd  && python -m pytest -q test_calib.py``
 """
 
 from __future__ import annotations
