@@ -32,9 +32,13 @@ from . import replay
 from .calibrate import fit, write_parameters
 from .config import ConfigError, load_experiment
 from .cost import check_cost
+from .explain import check_explain, write_explain
+from .explain import explain as explain_grid
 from .metrics import compare
 from .pipeline import redraw_report, run_experiment
 from .results import ResultsError, differences, parquet_bytes, read_results
+from .sensitivity import check as check_sensitivity
+from .sensitivity import run_sensitivity
 from .sweep import ExecutorError
 
 # the library's name for a setting -> the flag that sets it
@@ -95,6 +99,26 @@ def _parser() -> argparse.ArgumentParser:
                           "goes to figures/ beside it)")
     rpl.add_argument("--experiment-file", type=Path,
                      help="also write the records as a runnable experiment to this file")
+
+    sen = sub.add_parser("sensitivity", help="Sobol or Morris indices of an experiment's [sensitivity]")
+    sen.add_argument("experiment", type=Path)
+    sen.add_argument("--out", type=Path, help="results folder (default results/NAME)")
+    sen.add_argument("--workers", type=int, default=None,
+                     help=f"local processes (default: the CPUs, at most {MAX_DEFAULT_WORKERS})")
+    sen.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask distributed scheduler")
+    sen_again = sen.add_mutually_exclusive_group()
+    sen_again.add_argument("--resume", action="store_true",
+                           help="run only the design points missing from --out")
+    sen_again.add_argument("--overwrite", action="store_true", help="replace the analysis --out holds")
+    sen.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
+    why = sub.add_parser("explain", help="where a reported figure is plausible: [sensitivity.explain]")
+    why.add_argument("experiment", type=Path)
+    why.add_argument("--out", type=Path, help="folder for explain.csv and its figure (default results/NAME)")
+    why.add_argument("--workers", type=int, default=None,
+                     help=f"local processes (default: the CPUs, at most {MAX_DEFAULT_WORKERS})")
+    why.add_argument("--scheduler", help="tcp://HOST:PORT of a Dask distributed scheduler")
+    why.add_argument("--quiet", action="store_true", help="no table")
     return p
 
 
@@ -423,10 +447,106 @@ def _cmd_replay(args) -> int:
     return EXIT_OK
 
 
+def _load_analysis(args, section: str):
+    """The experiment of ``lfrsim sensitivity`` or ``lfrsim explain``, checked; else ConfigError."""
+    experiment = load_experiment(args.experiment)
+    sens = experiment.sensitivity
+    if sens is None or (section == "sensitivity.explain" and sens.explain is None):
+        raise ConfigError([f"{section}: {args.experiment} has no [{section}] section (docs/sensitivity.md)"])
+    if section == "sensitivity":
+        check_sensitivity(experiment)
+    if sens.explain is not None:
+        check_explain(experiment)
+    return experiment
+
+
+def _cmd_sensitivity(args) -> int:
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers: must be >= 1, got {args.workers}")
+    try:
+        experiment = _load_analysis(args, "sensitivity")
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    out = args.out or Path("results") / experiment.experiment.name
+    _stop_on_sigterm()
+    try:
+        with _ProgressBar("design points", enabled=not args.quiet) as progress:
+            results = run_sensitivity(experiment, _workers(args.workers), out, args.scheduler, args.resume,
+                                      args.overwrite, progress)
+        if not results.reused and experiment.sensitivity.explain is not None:
+            grid, edge = explain_grid(experiment, _workers(args.workers), args.scheduler)
+            write_explain(out, experiment, grid, edge)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    except (ResultsError, ExecutorError) as exc:
+        return _fail(_as_flags(exc))
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: finished design points are kept in {out}; continue with: "
+              f"lfrsim sensitivity {args.experiment} --out {out} --resume", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        return _fail(f"--out: cannot write results to {out}: {exc.strerror or exc}")
+    if not args.quiet:
+        _print_indices(results)
+    if results.reused:
+        print(f"results: {out} already holds this analysis; nothing was run or rewritten "
+              "(--overwrite runs it again)")
+        return EXIT_OK
+    print(f"results: {out} ({results.seconds:.0f} s)")
+    return EXIT_OK
+
+
+def _print_indices(results) -> None:
+    """One row per setting, one column per output (everyone): the total index, then S1."""
+    table = results.indices
+    main, other = ("ST", "S1") if "ST" in set(table["index"]) else ("mu_star", "sigma")
+    everyone = table[table["group"] == "all"]
+    outputs = list(dict.fromkeys(everyone["output"]))
+    grid = Table(title=f"{results.experiment.experiment.name}: {main} ({other}) per output",
+                 box=box.SIMPLE_HEAD, pad_edge=False, title_justify="left")
+    grid.add_column("setting", no_wrap=True)
+    for output in outputs:
+        grid.add_column(output.replace("_", "\n"), justify="right", no_wrap=True)
+    wide = everyone.set_index(["parameter", "output", "index"])["value"]
+    for p in dict.fromkeys(everyone["parameter"]):
+        grid.add_row(p, *[f"{wide.get((p, o, main), float('nan')):.2f} "
+                          f"({wide.get((p, o, other), float('nan')):.2f})" for o in outputs])
+    Console().print(grid)
+
+
+def _cmd_explain(args) -> int:
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers: must be >= 1, got {args.workers}")
+    try:
+        experiment = _load_analysis(args, "sensitivity.explain")
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    out = args.out or Path("results") / experiment.experiment.name
+    if out.exists() and not out.is_dir():
+        return _fail(f"--out: {out} exists and is not a folder")
+    try:
+        grid, edge = explain_grid(experiment, _workers(args.workers), args.scheduler)
+        write_explain(out, experiment, grid, edge)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    except ExecutorError as exc:
+        return _fail(_as_flags(exc))
+    except KeyboardInterrupt:
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except OSError as exc:
+        return _fail(f"--out: cannot write to {out}: {exc.strerror or exc}")
+    if not args.quiet:
+        Console(width=120).print(edge.to_string(index=False))
+    print(f"explain: {out}/explain.csv ({int(grid['inside'].sum())} of {len(grid)} points inside)")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "report": _cmd_report,
-               "reproduce": _cmd_reproduce, "calibrate": _cmd_calibrate, "replay": _cmd_replay}[args.command]
+               "reproduce": _cmd_reproduce, "calibrate": _cmd_calibrate, "replay": _cmd_replay,
+               "sensitivity": _cmd_sensitivity, "explain": _cmd_explain}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -434,6 +434,65 @@ class Sweep(Frozen):
         return [dict(zip(paths, combo, strict=True)) for combo in combos]
 
 
+class Bounds(Frozen):
+    """A setting's range in a sensitivity analysis: drawn uniformly from ``low`` to ``high``."""
+
+    low: float = Field(allow_inf_nan=False)
+    high: float = Field(allow_inf_nan=False)
+
+    @model_validator(mode="after")
+    def _not_empty(self):
+        if not self.high > self.low:
+            raise ValueError(f"high: must be > low ({self.low:g}), got {self.high:g}")
+        return self
+
+
+SENSITIVITY_OUTPUTS = ("false_alerts", "false_alerts_by_group", "black_share", "black_white_ratio",
+                       "true_alerts", "ppv", "wrongful_stops", "arrests")
+
+
+class Explain(Frozen):
+    """"What must be true": a grid of settings on which the reported figure is set against the model.
+
+    Each of ``parameters`` (two or three dotted settings) runs over ``points`` evenly spaced
+    values from ``low`` to ``high``; at every point of the grid the comparison's reported count
+    is inside or outside the model's ``level`` predictive interval.
+    """
+
+    parameters: dict[str, Bounds] = Field(min_length=2, max_length=3)
+    points: int = Field(default=21, ge=2, le=201)
+    level: float = Field(default=0.95, gt=0.0, lt=1.0, allow_inf_nan=False)
+
+
+class Sensitivity(Frozen):
+    """A global sensitivity analysis: which settings move the outputs (``sim.sensitivity``).
+
+    ``parameters`` maps dotted settings to a range ``{low, high}`` or to ``"posterior"`` (the
+    calibration's marginal draws of that setting). ``method = "sobol"`` draws ``samples`` × (D + 2)
+    points by Saltelli's scheme on a scrambled Sobol' sequence (``samples`` a power of two);
+    ``"morris"`` draws ``samples`` trajectories of D + 1 points, a cheap screen. Every point runs
+    replicates 0 to ``replicates`` - 1 under the experiment's seed (common random numbers).
+    """
+
+    method: Literal["sobol", "morris"] = "sobol"
+    parameters: dict[str, Bounds | Literal["posterior"]] = Field(min_length=1, max_length=30)
+    samples: int = Field(default=256, ge=2, le=65_536)
+    replicates: int = Field(default=1, ge=1, le=1000)
+    outputs: list[Literal[SENSITIVITY_OUTPUTS]] = Field(  # type: ignore[valid-type]
+        default_factory=lambda: list(SENSITIVITY_OUTPUTS), min_length=1)
+    seed: int = Field(default=0, ge=0, lt=2**32)   # of the sample design and the bootstrap
+    conf_level: float = Field(default=0.95, gt=0.0, lt=1.0, allow_inf_nan=False)
+    bootstrap: int = Field(default=1000, ge=10, le=100_000)
+    morris_levels: int = Field(default=4, ge=2, le=20)
+    explain: Explain | None = None
+
+    @model_validator(mode="after")
+    def _design(self):
+        if self.method == "sobol" and self.samples & (self.samples - 1):
+            raise ValueError(f"samples: must be a power of two for method 'sobol', got {self.samples}")
+        return self
+
+
 class Comparison(Frozen):
     """A reported figure to set the simulation against: false alerts in so many faces."""
 
@@ -454,6 +513,7 @@ class Experiment(Frozen):
     review: Review = Field(default_factory=Review)
     sweep: Sweep = Field(default_factory=Sweep)
     comparison: Comparison | None = None   # only experiments that declare [comparison] are compared
+    sensitivity: Sensitivity | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting, defaults included, as plain data (``None`` left out)."""
