@@ -89,3 +89,16 @@ def draw_watchlist(size: int, group_shares: np.ndarray, effects: EntryEffects,
         return WatchlistEntries(np.zeros((len(per_group), 1), dtype=np.int64), 0, bin_width)
     counts = counts[:, used[0]: used[-1] + 1]
     return WatchlistEntries(counts, first + int(used[0]), bin_width)
+
+
+def expected_watchlist(size: float, group_shares: np.ndarray, effects: EntryEffects,
+                       bin_width: float = BIN_WIDTH) -> WatchlistEntries:
+    """The average watchlist: expected (fractional) entry counts per group and effect bin."""
+    lo, hi = effects.support()
+    first = int(np.floor(lo / bin_width))
+    last = int(np.ceil(hi / bin_width))
+    centres = np.arange(first, last + 1) * bin_width
+    edges = np.concatenate([[-np.inf], centres[:-1] + bin_width / 2, [np.inf]])
+    bin_p = np.clip(np.diff(effects.cdf(edges)), 0.0, None)
+    counts = size * np.outer(group_shares, bin_p / bin_p.sum())
+    return WatchlistEntries(counts, first, bin_width)

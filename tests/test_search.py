@@ -11,13 +11,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.calibrate import expected_watchlist
 from sim.config import ScoreParameters
 from sim.crowd import watchlist_group_shares
 from sim.groups import default_groups
 from sim.scores import score_model, to_latent
 from sim.search import brute_force_best_impostor, build_search_table, fpir, log_fpir, sel, tpir
-from sim.watchlist import WatchlistEntries
+from sim.watchlist import WatchlistEntries, expected_watchlist
 
 ALPHA = 1e-3
 GROUPS = default_groups()
