@@ -462,6 +462,8 @@ class Explain(Frozen):
     parameters: dict[str, Bounds] = Field(min_length=2, max_length=3)
     points: int = Field(default=21, ge=2, le=201)
     level: float = Field(default=0.95, gt=0.0, lt=1.0, allow_inf_nan=False)
+    # replicates per grid point: with calibrated settings, that many posterior draws in the interval
+    replicates: int = Field(default=1, ge=1, le=1000)
 
 
 class Sensitivity(Frozen):
@@ -472,6 +474,8 @@ class Sensitivity(Frozen):
     points by Saltelli's scheme on a scrambled Sobol' sequence (``samples`` a power of two);
     ``"morris"`` draws ``samples`` trajectories of D + 1 points, a cheap screen. Every point runs
     replicates 0 to ``replicates`` - 1 under the experiment's seed (common random numbers).
+    ``calibration = true`` adds the calibration's joint posterior as one more input (which draw a
+    point takes), so its indices are those of everything the calibration estimates, together.
     """
 
     method: Literal["sobol", "morris"] = "sobol"
@@ -484,6 +488,7 @@ class Sensitivity(Frozen):
     conf_level: float = Field(default=0.95, gt=0.0, lt=1.0, allow_inf_nan=False)
     bootstrap: int = Field(default=1000, ge=10, le=100_000)
     morris_levels: int = Field(default=4, ge=2, le=20)
+    calibration: bool = False
     explain: Explain | None = None
 
     @model_validator(mode="after")

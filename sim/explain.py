@@ -136,7 +136,7 @@ def explain(experiment: Experiment, workers: int = 1, scheduler: str | None = No
     rest_axes = [plain_axes[names.index(n)] for n in rest]
     config = base.to_toml()
     columns = [Column(i, config, dict(zip(rest, combo, strict=True)), tuple(float(t) for t in threshold_axis),
-                      sens.replicates) for i, combo in enumerate(itertools.product(*rest_axes))]
+                      sens.explain.replicates) for i, combo in enumerate(itertools.product(*rest_axes))]
     found = {c.index: out for c, out in run_batches(columns, run_column, workers, scheduler)}
     rows = []
     for column in columns:
@@ -168,7 +168,7 @@ def boundary(grid: pd.DataFrame, names: Sequence[str]) -> pd.DataFrame:
 def contour(ax: Any, grid: pd.DataFrame, x: str, y: str, reported: int, level: float) -> Any:
     """Expected false alerts per reported faces over two settings (log colour), the reported count's
     contour, and the region where it lies inside the predictive interval (hatched)."""
-    from matplotlib import colors
+    from matplotlib import colors, ticker
 
     wide = grid.pivot_table(index=y, columns=x, values="expected")
     inside = grid.pivot_table(index=y, columns=x, values="inside").astype(float)
@@ -184,7 +184,10 @@ def contour(ax: Any, grid: pd.DataFrame, x: str, y: str, reported: int, level: f
         ax.contour(xs, ys, inside.to_numpy(), levels=[0.5], colors="red", linewidths=1.2)
     ax.set_xlabel(parameter_label(x))
     ax.set_ylabel(parameter_label(y))
-    ax.figure.colorbar(mesh, ax=ax, label="expected false alerts per reported faces")
+    bar = ax.figure.colorbar(mesh, ax=ax, label="expected false alerts per reported faces")
+    bar.locator = ticker.LogLocator(base=10, subs=(1.0, 2.0, 5.0))
+    bar.formatter = ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if v >= 1 else f"{v:g}")
+    bar.update_ticks()
     ax.set_title(f"hatched: {reported} inside the model's {level:.0%} predictive interval", fontsize=9)
     return ax
 
@@ -224,7 +227,7 @@ def write_explain(folder: str | Path, experiment: Experiment, grid: pd.DataFrame
     inside = int(grid["inside"].sum())
     atomic_write_text(folder / "explain.json", json.dumps({
         "kind": "explain", "experiment": experiment.experiment.name, "seed": experiment.experiment.seed,
-        "replicates": sens.replicates, "parameters": names, "points": len(grid), "points_inside": inside,
+        "replicates": sens.explain.replicates, "parameters": names, "points": len(grid), "points_inside": inside,
         "reported": {"label": comparison.label, "faces": comparison.faces,
                      "false_alerts": comparison.false_alerts},
         "level": sens.explain.level, **source_identity()}, indent=2))

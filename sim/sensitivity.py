@@ -63,6 +63,7 @@ RAW_METRICS = ("expected_false_alerts", "expected_true_alerts", "faces", "false_
 RAW_GROUPS = ("all", *GROUP_NAMES)
 INDEX_COLUMNS = ("output", "group", "parameter", "index", "value", "conf", "ci_low", "ci_high")
 BATCH_POINTS = 32
+CALIBRATION = "calibration"     # the input "which posterior draw" of ``calibration = true``
 PROGRAMME_FILES = ("config.toml", "manifest.json", "indices.csv", "samples.parquet", "summary.md")
 KIND = "sensitivity"
 
@@ -136,6 +137,7 @@ class Design:
     bounds: tuple[tuple[float, float], ...]
     integer: tuple[bool, ...]
     quantiles: dict[str, np.ndarray] = field(default_factory=dict)
+    draws: int = 0                  # posterior draws to choose from when CALIBRATION is an input
 
     def problem(self) -> dict[str, Any]:
         return {"num_vars": len(self.names), "names": list(self.names),
@@ -145,15 +147,20 @@ class Design:
         """Design points as setting values: posterior quantiles looked up, counts rounded."""
         out = np.array(unit, dtype=float, copy=True)
         for j, name in enumerate(self.names):
+            if name == CALIBRATION:
+                out[:, j] = np.minimum(np.floor(unit[:, j] * self.draws), self.draws - 1)
             if name in self.quantiles:
                 out[:, j] = np.quantile(self.quantiles[name], np.clip(unit[:, j], 0.0, 1.0))
             if self.integer[j]:
                 out[:, j] = np.round(out[:, j])
         return out
 
-    def point(self, row: np.ndarray) -> dict[str, Any]:
-        return {name: (int(v) if integer else float(v))
-                for name, v, integer in zip(self.names, row, self.integer, strict=True)}
+    def point(self, row: np.ndarray) -> tuple[dict[str, Any], int | None]:
+        """A design point's settings, and the posterior draw it takes (None: the replicate's own)."""
+        values = {name: (int(v) if integer else float(v))
+                  for name, v, integer in zip(self.names, row, self.integer, strict=True)}
+        draw = values.pop(CALIBRATION, None)
+        return values, draw
 
 
 def check(experiment: Experiment) -> tuple[Experiment, Design]:
@@ -216,9 +223,22 @@ def check(experiment: Experiment) -> tuple[Experiment, Design]:
             bounds.append((float(spec.low), float(spec.high)))
             integer.append(is_int)
         names.append(path)
+    count = 0
+    if sens.calibration:
+        if not draws.calibrated_settings(base):
+            problems.append("sensitivity.calibration: the experiment takes no setting from the calibration "
+                            "(none is \"calibrated\"), got true")
+        elif sens.method != "sobol":
+            problems.append(f"sensitivity.calibration: needs method 'sobol' (a draw's number has no order "
+                            f"for Morris' steps), got method {sens.method!r}")
+        else:
+            names.append(CALIBRATION)
+            bounds.append((0.0, 1.0))
+            integer.append(True)
+            count = draws.draw_count()
     if problems:
         raise ConfigError(problems)
-    return base, Design(tuple(names), tuple(bounds), tuple(integer), quantiles)
+    return base, Design(tuple(names), tuple(bounds), tuple(integer), quantiles, count)
 
 
 def explain_thresholds(experiment: Experiment) -> list[float]:
@@ -237,7 +257,7 @@ def sample(sens: Sensitivity, design: Design) -> np.ndarray:
                             seed=sens.seed)
     from SALib.sample import morris
 
-    return morris.sample(design.problem(), sens.samples, num_levels=sens.morris_levels, seed=seed)
+    return morris.sample(design.problem(), sens.samples, num_levels=sens.morris_levels, seed=sens.seed)
 
 
 def analyse(sens: Sensitivity, design: Design, unit: np.ndarray, outputs: dict[tuple[str, str], np.ndarray]
@@ -286,13 +306,22 @@ def indices(sens: Sensitivity, design: Design,
 
 # -- outputs of the simulator -------------------------------------------------------------------
 
-def raw_metrics(base: Experiment, values: dict[str, Any], replicates: int) -> np.ndarray:
-    """One design point: RAW_METRICS per group (``all`` first), mean over replicates 0..R-1."""
+def raw_metrics(base: Experiment, values: dict[str, Any], replicates: int, draw: int | None = None
+                ) -> np.ndarray:
+    """One design point: RAW_METRICS per group (``all`` first), mean over replicates 0..R-1.
+
+    With ``draw``, every replicate takes that posterior draw (its period effect still its own)
+    instead of the one its stream picks.
+    """
     experiment = base.with_values(values) if values else base
     threshold = float(experiment.matcher.threshold)
+    seed = experiment.experiment.seed
     total = np.zeros((len(RAW_GROUPS), len(RAW_METRICS)))
     for r in range(replicates):
-        counts = simulate_replicate(experiment, r, [threshold])[threshold]["counts"]
+        run = experiment
+        if draw is not None:
+            run = from_dict(draws.resolved_values(experiment, draws.draw(draw), draws.draw_index(seed, r)[1]))
+        counts = simulate_replicate(run, r, [threshold])[threshold]["counts"]
         for k, metric in enumerate(RAW_METRICS):
             arr = np.asarray(counts[metric], dtype=float)
             total[0, k] += arr.sum()
@@ -344,7 +373,7 @@ class Batch:
 
     index: int
     config: str                          # the base experiment as TOML
-    points: tuple[dict[str, Any], ...]
+    points: tuple[tuple[dict[str, Any], int | None], ...]    # settings, posterior draw
     replicates: int
 
     @property
@@ -355,7 +384,7 @@ class Batch:
 def run_batch(batch: Batch) -> np.ndarray:
     """Raw metrics of a batch's points, shape (points, groups, metrics). Pure and picklable."""
     base = Experiment.from_toml(batch.config)
-    return np.stack([raw_metrics(base, values, batch.replicates) for values in batch.points])
+    return np.stack([raw_metrics(base, values, batch.replicates, draw) for values, draw in batch.points])
 
 
 def run_batches(batches: Sequence[Any], compute: Callable[[Any], Any], workers: int = 1,
@@ -571,12 +600,14 @@ def run_sensitivity(experiment: Experiment, workers: int = 1, out: str | Path | 
 # -- figures and summary ------------------------------------------------------------------------
 
 OUTPUT_LABELS = {"false_alerts": "false alerts", "black_share": "Black share of false alerts",
-                 "black_white_ratio": "Black/White false-alert rate ratio", "true_alerts": "true alerts",
+                 "black_white_ratio": "Black/White false-alert ratio", "true_alerts": "true alerts",
                  "ppv": "PPV", "wrongful_stops": "wrongful stops", "arrests": "arrests"}
 
 
 def parameter_label(path: str) -> str:
     """A setting as a reader names it: 'watchlist entries', 'same ethnicity shift'."""
+    if path == CALIBRATION:
+        return "calibration (joint posterior)"
     return SETTING_LABELS.get(path, path.rsplit(".", 1)[-1].replace("_", " "))
 
 
@@ -654,9 +685,10 @@ def summary_markdown(results: SensitivityResults, design: Design, figures: list[
              f"numbers); intervals: SALib's bootstrap, {sens.conf_level:.0%}.", "",
              "| setting | range |", "|---|---|"]
     for j, name in enumerate(design.names):
-        spec = sens.parameters[name]
-        rng = "posterior (calibration's marginal)" if spec == "posterior" else \
-            f"{shown(design.bounds[j][0])} to {shown(design.bounds[j][1])}"
+        spec = sens.parameters.get(name)
+        rng = (f"one of the calibration's {design.draws:,} joint posterior draws" if name == CALIBRATION
+               else "posterior (calibration's marginal)" if spec == "posterior"
+               else f"{shown(design.bounds[j][0])} to {shown(design.bounds[j][1])}")
         lines.append(f"| `{name}` | {rng} |")
     table = results.indices
     main = "ST" if sens.method == "sobol" else "mu_star"

@@ -236,3 +236,32 @@ def test_explain_marks_where_the_reported_count_is_plausible():
         part = grid[(grid["matcher.threshold"] == row["matcher.threshold"]) & grid["inside"]]
         if len(part):
             assert row["inside_low"] == part["watchlist.size"].min()
+
+
+def test_the_calibration_enters_as_one_input_of_joint_draws():
+    e = small('[sensitivity]\nsamples = 4\ncalibration = true\n[sensitivity.parameters]\n'
+              '"watchlist.size" = {low = 1000, high = 4000}\n')
+    base, design = S.check(e)
+    assert design.names[-1] == S.CALIBRATION and design.draws > 1
+    values = design.values(np.array([[2000.0, 0.0], [2000.0, 0.999999]]))
+    (first, a), (_, b) = design.point(values[0]), design.point(values[1])
+    assert first == {"watchlist.size": 2000} and a == 0 and b == design.draws - 1
+    one, other = (S.raw_metrics(base, first, 1, d) for d in (a, b))
+    assert not np.array_equal(one, other)      # two draws, two score models
+    assert np.array_equal(one, S.raw_metrics(base, first, 1, a))
+
+
+def test_the_calibration_input_needs_sobol(tmp_path, capsys):
+    path = tmp_path / "e.toml"
+    path.write_text(SMALL + '[sensitivity]\nmethod = "morris"\nsamples = 4\ncalibration = true\n'
+                    '[sensitivity.parameters]\n"watchlist.size" = {low = 1000, high = 4000}\n')
+    assert cli.main(["sensitivity", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 2
+    assert "error: sensitivity.calibration: needs method 'sobol'" in capsys.readouterr().err
+
+
+def test_morris_screens_the_same_settings():
+    e = small('[sensitivity]\nmethod = "morris"\nsamples = 4\noutputs = ["false_alerts"]\n'
+              '[sensitivity.parameters]\n"watchlist.size" = {low = 1000, high = 4000}\n'
+              '"review.officers" = {low = 2, high = 10}\n')
+    table = S.run_sensitivity(e).indices.set_index(["parameter", "index"])["value"]
+    assert table[("review.officers", "mu_star")] == 0.0 and table[("watchlist.size", "mu_star")] > 0.0
