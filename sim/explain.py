@@ -227,7 +227,8 @@ def write_explain(folder: str | Path, experiment: Experiment, grid: pd.DataFrame
     inside = int(grid["inside"].sum())
     atomic_write_text(folder / "explain.json", json.dumps({
         "kind": "explain", "experiment": experiment.experiment.name, "seed": experiment.experiment.seed,
-        "replicates": sens.explain.replicates, "parameters": names, "points": len(grid), "points_inside": inside,
+        "replicates": sens.explain.replicates, "parameters": names, "points": len(grid),
+        "points_inside": inside,
         "reported": {"label": comparison.label, "faces": comparison.faces,
                      "false_alerts": comparison.false_alerts},
         "level": sens.explain.level, **source_identity()}, indent=2))

@@ -41,6 +41,10 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from SALib.analyze import morris as morris_analysis
+from SALib.analyze import sobol as sobol_analysis
+from SALib.sample import morris as morris_sample
+from SALib.sample import sobol as sobol_sample
 
 from . import draws
 from .config import Bounds, ConfigError, Experiment, Sensitivity, from_dict
@@ -251,13 +255,9 @@ def explain_thresholds(experiment: Experiment) -> list[float]:
 def sample(sens: Sensitivity, design: Design) -> np.ndarray:
     """SALib's design in its own space: Saltelli on a scrambled Sobol' sequence, or Morris."""
     if sens.method == "sobol":
-        from SALib.sample import sobol
-
-        return sobol.sample(design.problem(), sens.samples, calc_second_order=False, scramble=True,
+        return sobol_sample.sample(design.problem(), sens.samples, calc_second_order=False, scramble=True,
                             seed=sens.seed)
-    from SALib.sample import morris
-
-    return morris.sample(design.problem(), sens.samples, num_levels=sens.morris_levels, seed=sens.seed)
+    return morris_sample.sample(design.problem(), sens.samples, num_levels=sens.morris_levels, seed=sens.seed)
 
 
 def analyse(sens: Sensitivity, design: Design, unit: np.ndarray, outputs: dict[tuple[str, str], np.ndarray]
@@ -276,15 +276,12 @@ def analyse(sens: Sensitivity, design: Design, unit: np.ndarray, outputs: dict[t
         if not np.all(np.isfinite(y)) or np.ptp(y) == 0:
             found: dict[str, Any] = {}
         elif sens.method == "sobol":
-            from SALib.analyze import sobol
-
-            found = sobol.analyze(problem, y, calc_second_order=False, num_resamples=sens.bootstrap,
-                                  conf_level=sens.conf_level, seed=seed)
+            found = sobol_analysis.analyze(problem, y, calc_second_order=False, num_resamples=sens.bootstrap,
+                                           conf_level=sens.conf_level, seed=seed)
         else:
-            from SALib.analyze import morris
-
-            found = morris.analyze(problem, unit, y, num_resamples=sens.bootstrap, conf_level=sens.conf_level,
-                                   num_levels=sens.morris_levels, seed=seed)
+            found = morris_analysis.analyze(problem, unit, y, num_resamples=sens.bootstrap,
+                                            conf_level=sens.conf_level, num_levels=sens.morris_levels,
+                                            seed=seed)
         names = ("S1", "ST") if sens.method == "sobol" else ("mu_star", "mu", "sigma")
         for j, parameter in enumerate(design.names):
             for index in names:

@@ -32,8 +32,8 @@ LAYERS = (
     ("sim.posterior", "sim.metrics", "sim.replay", "sim.reference", "sim.calibration_report"),
     ("sim.sweep", "sim.results"),
     ("sim.plot",),
-    ("sim.report",),
-    ("sim.pipeline",),
+    ("sim.report", "sim.sensitivity"),
+    ("sim.pipeline", "sim.explain"),
     ("sim.cli", "sim.testing.strategies"),
     ("sim", "sim.__main__", "sim.testing"),
 )
