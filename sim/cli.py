@@ -177,6 +177,8 @@ def _cmd_validate(args) -> int:
     try:
         experiment = load_experiment(args.experiment)
         cost = check_cost(experiment)
+        if experiment.sensitivity is not None:
+            _load_analysis(args, "sensitivity")
     except ConfigError as exc:
         return _fail(exc.problems)
     cells = experiment.sweep.size()
@@ -341,6 +343,12 @@ def _cmd_run(args) -> int:
         experiment = load_experiment(args.experiment)
     except ConfigError as exc:
         return _fail(exc.problems)
+    if experiment.sensitivity is not None:   # an analysis: run as `lfrsim sensitivity` runs it
+        for flag, value in (("--replications", args.replications), ("--seed", args.seed)):
+            if value is not None:
+                return _fail(f"{flag}: an experiment with [sensitivity] is an analysis; its design sets "
+                             f"the replicates and the seed, got {flag} {value}")
+        return _cmd_sensitivity(args)
     if args.replications is not None and not 1 <= args.replications <= 100_000:
         return _fail(f"--replications: must be between 1 and 100000, got {args.replications}")
     if args.seed is not None and not 0 <= args.seed < 2**63:

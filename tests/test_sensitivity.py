@@ -265,3 +265,19 @@ def test_morris_screens_the_same_settings():
               '"review.officers" = {low = 2, high = 10}\n')
     table = S.run_sensitivity(e).indices.set_index(["parameter", "index"])["value"]
     assert table[("review.officers", "mu_star")] == 0.0 and table[("watchlist.size", "mu_star")] > 0.0
+
+
+def test_run_and_validate_know_an_analysis(tmp_path, capsys):
+    path = tmp_path / "e.toml"
+    path.write_text(SMALL + SECTION)
+    assert cli.main(["validate", str(path)]) == 0
+    out = tmp_path / "out"
+    # `lfrsim run` of an analysis runs it as `lfrsim sensitivity` does (the README's loop over experiments/)
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet", "--workers", "1"]) == 0
+    assert (out / "indices.csv").is_file()
+    assert cli.main(["run", str(path), "--out", str(out), "--quiet", "--seed", "3"]) == 2
+    assert "error: --seed:" in capsys.readouterr().err
+    path.write_text(SMALL + '[sensitivity]\nsamples = 4\n[sensitivity.parameters]\n'
+                    '"watchlist.sise" = {low = 1, high = 2}\n')
+    assert cli.main(["validate", str(path)]) == 2
+    assert "error: sensitivity.parameters.watchlist.sise" in capsys.readouterr().err
