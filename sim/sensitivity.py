@@ -68,7 +68,8 @@ RAW_GROUPS = ("all", *GROUP_NAMES)
 INDEX_COLUMNS = ("output", "group", "parameter", "index", "value", "conf", "ci_low", "ci_high")
 BATCH_POINTS = 32
 CALIBRATION = "calibration"     # the input "which posterior draw" of ``calibration = true``
-PROGRAMME_FILES = ("config.toml", "manifest.json", "indices.csv", "samples.parquet", "summary.md")
+PROGRAMME_FILES = ("config.toml", "manifest.json", "indices.csv", "samples.parquet", "summary.md",
+                   "explain.csv", "explain_boundary.csv", "explain.json")
 KIND = "sensitivity"
 
 ProgressCallback = Callable[[int, int], None]

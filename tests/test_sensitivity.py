@@ -289,3 +289,23 @@ def test_run_and_validate_know_an_analysis(tmp_path, capsys):
                     '"watchlist.sise" = {low = 1, high = 2}\n')
     assert cli.main(["validate", str(path)]) == 2
     assert "error: sensitivity.parameters.watchlist.sise" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_a_dask_cluster_gives_the_serial_indices():
+    distributed = pytest.importorskip("dask.distributed")
+    serial = S.run_sensitivity(small())
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, host="127.0.0.1",
+                                  dashboard_address=None) as cluster:
+        on_dask = S.run_sensitivity(small(), scheduler=cluster.scheduler_address)
+    pd.testing.assert_frame_equal(serial.indices, on_dask.indices)
+    pd.testing.assert_frame_equal(serial.samples, on_dask.samples)
+
+
+def test_a_bad_scheduler_is_refused_before_anything_is_written(tmp_path, capsys):
+    path = tmp_path / "e.toml"
+    path.write_text(SMALL + SECTION)
+    out = tmp_path / "out"
+    assert cli.main(["sensitivity", str(path), "--out", str(out), "--quiet", "--scheduler", "nowhere"]) == 2
+    assert "error: --scheduler: must be tcp://HOST:PORT" in capsys.readouterr().err
+    assert not out.exists()
