@@ -68,7 +68,7 @@ RAW_GROUPS = ("all", *GROUP_NAMES)
 INDEX_COLUMNS = ("output", "group", "parameter", "index", "value", "conf", "ci_low", "ci_high")
 BATCH_POINTS = 32
 CALIBRATION = "calibration"     # the input "which posterior draw" of ``calibration = true``
-PROGRAMME_FILES = ("config.toml", "manifest.json", "indices.csv", "samples.parquet", "summary.md",
+ANALYSIS_FILES = ("config.toml", "manifest.json", "indices.csv", "samples.parquet", "summary.md",
                    "explain.csv", "explain_boundary.csv", "explain.json")
 KIND = "sensitivity"
 
@@ -548,7 +548,7 @@ def run_sensitivity(experiment: Experiment, workers: int = 1, out: str | Path | 
     done: dict[int, np.ndarray] = {}
     if target is not None:
         if action == "fresh":
-            for name in (*PROGRAMME_FILES, "parts", "figures"):
+            for name in (*ANALYSIS_FILES, "parts", "figures"):
                 path = target / name
                 if path.is_dir():
                     shutil.rmtree(path)

@@ -309,3 +309,29 @@ def test_a_bad_scheduler_is_refused_before_anything_is_written(tmp_path, capsys)
     assert cli.main(["sensitivity", str(path), "--out", str(out), "--quiet", "--scheduler", "nowhere"]) == 2
     assert "error: --scheduler: must be tcp://HOST:PORT" in capsys.readouterr().err
     assert not out.exists()
+
+
+@pytest.mark.parametrize(("change", "field"), [
+    (('"watchlist.size" = {low = 1000, high = 16000}', '"watchlist.sizes" = {low = 1000, high = 16000}'),
+     "sensitivity.explain.parameters.watchlist.sizes.low"),
+    (('"matcher.threshold" = {low = 0.58, high = 0.70}', '"matcher.threshold" = {low = 0.58, high = 1.70}'),
+     "sensitivity.explain.parameters.matcher.threshold.high"),
+    (("false_alerts = 12\n", "false_alerts = -1\n"), "comparison.false_alerts"),
+    (("[comparison]\nfaces = 3000000\nfalse_alerts = 12\n", ""), "comparison"),
+])
+def test_hostile_explain_sections_are_refused_by_field(tmp_path, capsys, change, field):
+    path = tmp_path / "e.toml"
+    path.write_text(SMALL + EXPLAIN.replace(*change))
+    out = tmp_path / "out"
+    assert cli.main(["explain", str(path), "--out", str(out), "--quiet"]) == 2
+    assert f"error: {field}" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_explain_writes_its_table_and_figure(tmp_path):
+    path = tmp_path / "e.toml"
+    path.write_text(SMALL + EXPLAIN)
+    assert cli.main(["explain", str(path), "--out", str(tmp_path / "out"), "--quiet"]) == 0
+    grid = pd.read_csv(tmp_path / "out" / "explain.csv")
+    assert len(grid) == 25 and {"expected", "pi_low", "pi_high", "inside"} <= set(grid.columns)
+    assert (tmp_path / "out" / "figures" / "explain.png").stat().st_size > 0
