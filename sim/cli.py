@@ -541,10 +541,18 @@ def _print_indices(results) -> None:
     for output in outputs:
         grid.add_column(output.replace("_", "\n"), justify="right", no_wrap=True)
     wide = everyone.set_index(["parameter", "output", "index"])["value"]
+
+    def shown(p: str, o: str) -> str:
+        a, b = wide.get((p, o, main), float("nan")), wide.get((p, o, other), float("nan"))
+        return "–" if a != a else f"{a:.2f} ({b:.2f})"
+
     for p in dict.fromkeys(everyone["parameter"]):
-        grid.add_row(p, *[f"{wide.get((p, o, main), float('nan')):.2f} "
-                          f"({wide.get((p, o, other), float('nan')):.2f})" for o in outputs])
-    Console().print(grid)
+        grid.add_row(p, *[shown(p, o) for o in outputs])
+    console = Console()
+    console.print(grid)
+    console.print(f"{main}: {'total' if main == 'ST' else 'mean |elementary effect|'} index; {other}: "
+                  f"{'first-order' if other == 'S1' else 'spread of the effects'}; – an output that did not "
+                  "vary. Intervals in indices.csv.")
 
 
 def _cmd_explain(args) -> int:
