@@ -602,10 +602,21 @@ OUTPUT_LABELS = {"false_alerts": "false alerts", "black_share": "Black share of 
                  "ppv": "PPV", "wrongful_stops": "wrongful stops", "arrests": "arrests"}
 
 
+PARAMETER_LABELS = {CALIBRATION: "calibration (joint posterior)",
+                    "watchlist.female_share": "watchlist female share",
+                    "crowd.female_share": "crowd female share",
+                    "crowd.faces_per_passer": "recorded faces per passer",
+                    "crowd.watchlisted_per_passer": "watchlisted share of passers",
+                    "matcher.scores.same_sex_shift": "same-sex impostor shift",
+                    "matcher.scores.same_ethnicity_shift": "same-ethnicity impostor shift",
+                    "matcher.scores.lamb_share": "lamb share of entries",
+                    "review.p_confirm_false": "operator confirms a false alert"}
+
+
 def parameter_label(path: str) -> str:
-    """A setting as a reader names it: 'watchlist entries', 'same ethnicity shift'."""
-    if path == CALIBRATION:
-        return "calibration (joint posterior)"
+    """A setting as a reader names it: 'watchlist entries', 'same-sex impostor shift'."""
+    if path in PARAMETER_LABELS:
+        return PARAMETER_LABELS[path]
     return SETTING_LABELS.get(path, path.rsplit(".", 1)[-1].replace("_", " "))
 
 
@@ -642,7 +653,8 @@ def tornado(ax: Any, table: pd.DataFrame, output: str, group: str = "all") -> An
 
 
 def draw_figures(folder: Path, results: SensitivityResults) -> list[str]:
-    """``figures/indices.png``: one tornado per output (everyone), drawn from the indices table."""
+    """``figures/indices.png`` (one tornado per output, everyone) and, with false alerts per group,
+    ``figures/indices_by_group.png``: drawn from the indices table alone."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -665,11 +677,43 @@ def draw_figures(folder: Path, results: SensitivityResults) -> list[str]:
     sens = results.experiment.sensitivity
     fig.suptitle(f"{results.experiment.experiment.name}: what moves each output "
                  f"({sens.method if sens else ''}, {len(results.samples):,} points)")
+    _save(fig, folder / "figures" / "indices.png")
+    drawn = ["indices.png"]
+    groups = [g for g in dict.fromkeys(table["group"]) if g != "all"]
+    if groups:
+        fig, ax = plt.subplots(figsize=(1.2 + 0.9 * len(groups), 1.2 + 0.4 * table["parameter"].nunique()),
+                               layout="constrained")
+        by_group(ax, table, "false_alerts")
+        _save(fig, folder / "figures" / "indices_by_group.png")
+        drawn.append("indices_by_group.png")
+    return drawn
+
+
+def by_group(ax: Any, table: pd.DataFrame, output: str = "false_alerts", index: str = "ST") -> Any:
+    """One output's index for every passer group (columns) and setting (rows), as a heat map."""
+    part = table[(table["output"] == output) & (table["group"] != "all") & (table["index"] == index)]
+    wide = part.pivot(index="parameter", columns="group", values="value")
+    wide = wide.loc[list(dict.fromkeys(part["parameter"])), list(dict.fromkeys(part["group"]))]
+    image = ax.imshow(wide.to_numpy(float), cmap="Blues", vmin=0.0, vmax=1.0, aspect="auto")
+    for (i, j), v in np.ndenumerate(wide.to_numpy(float)):
+        if np.isfinite(v):
+            ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if v > 0.6 else "black")
+    ax.set_xticks(range(wide.shape[1]), [group_label(g) for g in wide.columns], rotation=45, ha="right")
+    ax.set_yticks(range(wide.shape[0]), [parameter_label(p) for p in wide.index])
+    ax.figure.colorbar(image, ax=ax, label=f"{index} ({'total' if index == 'ST' else index} index)")
+    ax.set_title(f"{output_label(output)} by passer group: {index}")
+    return ax
+
+
+def _save(fig: Any, path: Path) -> None:
+    """A figure as PNG, atomically, with no timestamp in it (redrawing gives the same bytes)."""
+    import matplotlib.pyplot as plt
+
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=130, bbox_inches="tight", metadata={"Software": None})
     plt.close(fig)
-    atomic_write_bytes(folder / "figures" / "indices.png", buf.getvalue())
-    return ["indices.png"]
+    atomic_write_bytes(path, buf.getvalue())
 
 
 def summary_markdown(results: SensitivityResults, design: Design, figures: list[str]) -> str:
