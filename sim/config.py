@@ -49,6 +49,20 @@ EffectSd = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 MAX_WATCHLIST = 100_000_000
 MIN_RESOLVABLE = 1e-6
 
+# A setting whose value is the calibration's posterior (``sim.draws``): one draw per replicate.
+CALIBRATED = "calibrated"
+Calibrated = Literal["calibrated"]
+# where the calibration quotes the watchlisted share of passers: a list of this many entries ...
+REFERENCE_WATCHLIST_SIZE = 15_000
+# ... at a site with this many passers an hour (docs/calibration.md)
+REFERENCE_FOOTFALL_PER_HOUR = 1000.0
+# the ethnic-minority probe shift's pattern (Black = the shift; NIST IR 8280's ordering of
+# differentials: largest for Black, then Asian, smaller for Mixed and Other); the calibration
+# estimates the shift, the pattern is fixed
+MINORITY_PATTERN = {"asian": 0.6, "black": 1.0, "mixed": 0.4, "white": 0.0, "other": 0.4}
+# counting regimes of the Met's records (``sim.records``): what one recorded "face" counts
+COUNTING_REGIMES = ("2023", "2024 low count", "2024 high count")
+
 
 class Frozen(BaseModel):
     """A frozen section that refuses unknown keys and values of the wrong type.
@@ -122,8 +136,10 @@ class Deployment(Frozen):
     """One day's camera deployment at a site.
 
     The crowd's ethnic mix is ``ethnicity_shares`` if given, else the 2021 census shares of
-    ``ward_code`` or ``borough``, else London's. ``footfall_per_hour`` is one rate or an hourly
-    profile spread evenly over the deployment.
+    ``ward_code`` or ``borough``, else London's. The crowd's size is ``footfall_per_hour``
+    (passers an hour: one rate or an hourly profile spread evenly over the deployment) or
+    ``recorded_faces``, the faces a force's record says the cameras saw, turned into passers by
+    ``crowd.faces_per_passer`` (the calibrated counting factor by default).
     """
 
     site: str = Field(min_length=1)
@@ -133,9 +149,17 @@ class Deployment(Frozen):
     duration_hours: float = Field(gt=0.0, le=24.0, allow_inf_nan=False)
     footfall_per_hour: Annotated[float, Field(ge=0.0, le=1e7, allow_inf_nan=False)] | list[
         Annotated[float, Field(ge=0.0, le=1e7, allow_inf_nan=False)]
-    ]
+    ] | None = None
+    recorded_faces: float | None = Field(default=None, ge=0.0, le=1e9, allow_inf_nan=False)
     capture_rate: Probability = 1.0
     ethnicity_shares: EthnicityShares | None = None
+
+    @model_validator(mode="after")
+    def _one_crowd_size(self):
+        if (self.footfall_per_hour is None) == (self.recorded_faces is None):
+            got = "both" if self.recorded_faces is not None else "neither"
+            raise ValueError(f"footfall_per_hour: give either footfall_per_hour or recorded_faces, got {got}")
+        return self
 
     @field_validator("footfall_per_hour")
     @classmethod
@@ -161,6 +185,10 @@ class Deployment(Frozen):
         return self
 
 
+# passers an hour of a generated deployment that names no crowd size: the calibration's reference
+DEFAULT_FOOTFALL_PER_HOUR = REFERENCE_FOOTFALL_PER_HOUR
+
+
 class ProgrammeGenerator(Frozen):
     """A programme drawn at random: ``deployments_per_week`` over ``weeks`` weeks.
 
@@ -176,9 +204,24 @@ class ProgrammeGenerator(Frozen):
     start_date: str = "2025-01-06"
     sites: Literal["met_2024", "six_zones_2025"] | list[str] = "met_2024"
     duration_hours: float = Field(default=5.5, gt=0.0, le=24.0, allow_inf_nan=False)
-    footfall_per_hour: float = Field(default=2700.0, ge=0.0, le=1e7, allow_inf_nan=False)
+    footfall_per_hour: float | None = Field(default=None, ge=0.0, le=1e7, allow_inf_nan=False)
+    recorded_faces_per_hour: float | None = Field(default=None, ge=0.0, le=1e7, allow_inf_nan=False)
     footfall_cv: float = Field(default=0.0, ge=0.0, le=5.0, allow_inf_nan=False)
     capture_rate: Probability = 1.0
+
+    @model_validator(mode="after")
+    def _one_crowd_size(self):
+        if self.footfall_per_hour is not None and self.recorded_faces_per_hour is not None:
+            raise ValueError("footfall_per_hour: give either footfall_per_hour or recorded_faces_per_hour, "
+                             "got both")
+        return self
+
+    def passers_per_hour(self, faces_per_passer: float) -> float:
+        """Mean passers an hour: ``footfall_per_hour``, or recorded faces turned into passers
+        (1,000 an hour when neither is given)."""
+        if self.recorded_faces_per_hour is not None:
+            return self.recorded_faces_per_hour / faces_per_passer
+        return DEFAULT_FOOTFALL_PER_HOUR if self.footfall_per_hour is None else self.footfall_per_hour
 
     @field_validator("sites")
     @classmethod
@@ -209,25 +252,40 @@ class Programme(Frozen):
         return self
 
 
+Share = Annotated[float, Field(ge=0.0, le=0.5, allow_inf_nan=False)]
+Elasticity = Annotated[float, Field(ge=-3.0, le=3.0, allow_inf_nan=False)]
+Dispersion = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
+PeriodSd = Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)]
+
+
 class Crowd(Frozen):
     """Who walks past: sex split, watchlisted passers, frames per passer and how faces are counted.
 
-    A passer of group g is on the watchlist with probability
-    ``watchlisted_per_passer * (N / prevalence_reference_size) ** prevalence_elasticity * w_g / p_g``,
-    where w_g is the
-    watchlist's share of group g and p_g London's: a larger list, or one over-representing a
-    group, puts more of that group's passers on it.
+    A passer of group g at deployment d is on the watchlist with probability
+    ``watchlisted_per_passer * (N / prevalence_reference_size) ** prevalence_elasticity
+    * (passers per hour / 1,000) ** footfall_elasticity * G_d * w_g / p_g``, where w_g is the
+    watchlist's share of group g and p_g London's (a larger list, or one over-representing a group,
+    puts more of that group's passers on it), and G_d a deployment's gamma effect of mean 1 and
+    variance ``watchlisted_dispersion``. A calibrated share also carries the period effect
+    ``exp(period_sd * z)``, one z per replicate. Recorded "faces" are passers times
+    ``faces_per_passer`` (``"frames"``: every frame counts). Every ``"calibrated"`` value is a
+    posterior draw per replicate (``sim.draws``).
     """
 
     female_share: Probability = 0.5
-    watchlisted_per_passer: float = Field(default=8.0e-4, ge=0.0, le=0.5, allow_inf_nan=False)
-    prevalence_reference_size: int = Field(default=15_000, ge=1, le=MAX_WATCHLIST)
+    watchlisted_per_passer: Share | Calibrated = CALIBRATED
+    prevalence_reference_size: int = Field(default=REFERENCE_WATCHLIST_SIZE, ge=1, le=MAX_WATCHLIST)
     # how the watchlisted share follows the list's size: 1 = in proportion (added entries are as
     # likely to pass as those already on it), 0 = not at all (added entries never pass)
     prevalence_elasticity: Probability = 1.0
+    footfall_elasticity: Elasticity | Calibrated = CALIBRATED
+    watchlisted_dispersion: Dispersion | Calibrated = CALIBRATED
+    period_sd: PeriodSd | Calibrated = CALIBRATED
     frames_per_passer: float = Field(default=1.0, ge=1.0, le=1000.0, allow_inf_nan=False)
     frame_correlation: Probability = 1.0
-    count_faces_as: Literal["passers", "frames"] = "passers"
+    faces_per_passer: (Annotated[float, Field(gt=0.0, le=1000.0, allow_inf_nan=False)]
+                       | Literal["frames", "calibrated"]) = CALIBRATED
+    counting_regime: Literal["2023", "2024 low count", "2024 high count"] = "2024 high count"
 
 
 class Watchlist(Frozen):
@@ -243,16 +301,29 @@ class Watchlist(Frozen):
         return v if v == "london" else _check_shares(v)
 
 
-class ScoreParameters(Frozen):
-    """Latent (logit-scale) parameters of the score model; see ``sim.scores`` and docs/model.md."""
+def _calibrated_median(name: str) -> Any:
+    """The shipped posterior's median of a score parameter: the default of a ScoreParameters built
+    by hand (a forward run draws from the posterior instead, ``sim.draws``)."""
+    return shipped.posterior_medians()[name]
 
-    impostor_location: Latent = -0.90
-    impostor_sd: LatentSd = 0.24
+
+class ScoreParameters(Frozen):
+    """Latent (logit-scale) parameters of the score model; see ``sim.scores`` and docs/model.md.
+
+    The calibration estimates ``impostor_location``, ``impostor_sd``, ``genuine_location``,
+    ``same_ethnicity_shift`` and the minority probe shift (``probe_ethnicity_shift`` in the fixed
+    ``MINORITY_PATTERN``); their defaults here are the shipped posterior's medians, for building a
+    score model by hand. The other parameters are fixed assumptions (docs/model.md lists them
+    with their sources and what halving or doubling each does).
+    """
+
+    impostor_location: Latent = Field(default_factory=lambda: _calibrated_median("impostor_location"))
+    impostor_sd: LatentSd = Field(default_factory=lambda: _calibrated_median("impostor_sd"))
     same_sex_shift: Latent = 0.10
-    same_ethnicity_shift: Latent = 0.16
+    same_ethnicity_shift: Latent = Field(default_factory=lambda: _calibrated_median("same_ethnicity_shift"))
     probe_female_shift: Latent = 0.03
     probe_ethnicity_shift: dict[str, Latent] = Field(
-        default_factory=lambda: {"asian": 0.03, "black": 0.05, "mixed": 0.02, "white": 0.0, "other": 0.02})
+        default_factory=lambda: dict(_calibrated_median("probe_ethnicity_shift")))
     entry_female_shift: Latent = 0.0
     entry_ethnicity_shift: dict[str, Latent] = Field(
         default_factory=lambda: {e: 0.0 for e in ETHNICITIES})
@@ -263,7 +334,7 @@ class ScoreParameters(Frozen):
     tail: Literal["gaussian", "pareto"] = "gaussian"
     tail_knot_sd: float = Field(default=3.0, ge=0.0, le=20.0, allow_inf_nan=False)
     tail_shape: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
-    genuine_location: Latent = 1.02
+    genuine_location: Latent = Field(default_factory=lambda: _calibrated_median("genuine_location"))
     genuine_sd: LatentSd = 0.50
     genuine_female_shift: Latent = 0.0
     genuine_ethnicity_shift: dict[str, Latent] = Field(
@@ -284,41 +355,92 @@ class ScoreParameters(Frozen):
         return {e: float(v.get(e, 0.0)) for e in ETHNICITIES}
 
 
+# the score parameters the calibration's posterior sets (``sim.draws``)
+CALIBRATED_SCORES = ("impostor_location", "impostor_sd", "genuine_location", "same_ethnicity_shift",
+                     "probe_ethnicity_shift")
+
+
+class ScoreSettings(Frozen):
+    """``[matcher.scores]``: score parameters given explicitly. Any left out comes from
+    ``matcher.parameters`` (per replicate from the posterior when that is ``"calibrated"``)."""
+
+    impostor_location: Latent | None = None
+    impostor_sd: LatentSd | None = None
+    same_sex_shift: Latent | None = None
+    same_ethnicity_shift: Latent | None = None
+    probe_female_shift: Latent | None = None
+    probe_ethnicity_shift: dict[str, Latent] | None = None
+    entry_female_shift: Latent | None = None
+    entry_ethnicity_shift: dict[str, Latent] | None = None
+    probe_effect_sd: EffectSd | None = None
+    entry_effect_sd: EffectSd | None = None
+    lamb_share: Probability | None = None
+    lamb_shift: Latent | None = None
+    tail: Literal["gaussian", "pareto"] | None = None
+    tail_knot_sd: float | None = Field(default=None, ge=0.0, le=20.0, allow_inf_nan=False)
+    tail_shape: float | None = Field(default=None, ge=0.0, le=1.0, allow_inf_nan=False)
+    genuine_location: Latent | None = None
+    genuine_sd: LatentSd | None = None
+    genuine_female_shift: Latent | None = None
+    genuine_ethnicity_shift: dict[str, Latent] | None = None
+
+    @field_validator("tail_shape", "probe_effect_sd", "entry_effect_sd")
+    @classmethod
+    def _zero_or_resolvable(cls, v):
+        if v is not None and 0.0 < v < MIN_RESOLVABLE:
+            raise ValueError(f"must be 0 or between {MIN_RESOLVABLE:g} and 1, got {v:g}")
+        return v
+
+    @field_validator("probe_ethnicity_shift", "entry_ethnicity_shift", "genuine_ethnicity_shift")
+    @classmethod
+    def _all_ethnicities(cls, v):
+        if v is None:
+            return v
+        _known_ethnicities(v)
+        return {e: float(v.get(e, 0.0)) for e in ETHNICITIES}
+
+    def given(self) -> dict[str, Any]:
+        """The parameters set explicitly."""
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class Matcher(Frozen):
     """The search engine's operating point and score model.
 
-    ``parameters`` names a score-parameter file (``"calibrated"`` is the one shipped in
-    ``sim/data``; a path is read relative to the experiment file); ``[matcher.scores]`` overrides
-    single parameters. Passers whose best impostor score is below ``score_floor`` are never
-    scored one by one: it must not exceed any threshold of interest. Left out (or ``"auto"``), it
-    is the lowest threshold the experiment uses, sweep included, and the resolved config records
-    the value, so a reviewer's re-run draws exactly the same passers.
+    ``parameters = "calibrated"`` takes the score model from the calibration's posterior, one
+    draw per replicate (``sim.draws``); a path names a file of fixed score parameters (read
+    relative to the experiment file; its ``[parameters]`` table). ``[matcher.scores]`` fixes
+    single parameters, for every draw. Passers whose best impostor score is below
+    ``score_floor`` are never scored one by one: it must not exceed any threshold of interest.
+    Left out (or ``"auto"``), it is the lowest threshold the experiment uses, sweep included, and
+    the resolved config records the value, so a reviewer's re-run draws exactly the same passers.
     """
 
     threshold: Score = 0.64
     score_floor: Score = 0.64
-    parameters: str = "calibrated"
-    scores: ScoreParameters = Field(default_factory=ScoreParameters)
+    parameters: str = Field(default=CALIBRATED, min_length=1)
+    scores: ScoreSettings = Field(default_factory=ScoreSettings)
 
     @model_validator(mode="before")
     @classmethod
     def _merge_parameter_file(cls, data: Any, info: ValidationInfo):
         if not isinstance(data, dict):
             return data
-        name = data.get("parameters", "calibrated")
-        if not isinstance(name, str):
+        name = data.get("parameters", CALIBRATED)
+        if not isinstance(name, str) or name == CALIBRATED:
             return data
         base_dir = (info.context or {}).get("base_dir") if info.context else None
         overrides = data.get("scores", {})
         if not isinstance(overrides, dict):
             return data
-        if set(ScoreParameters.model_fields) <= set(overrides):
+        if set(ScoreSettings.model_fields) <= set(overrides):
             return data  # every parameter given (a resolved config): the file cannot add anything
         try:
             from_file = shipped.score_parameters(name, base_dir)
         except (OSError, ValueError) as exc:
             raise ValueError(f"parameters: cannot read score parameters {name!r}: {exc}") from None
-        return {**data, "scores": {**from_file, **overrides}}
+        known = {k: v for k, v in from_file.items() if k in ScoreSettings.model_fields}
+        return {**data, "scores": {**known, **overrides}}
 
     @model_validator(mode="after")
     def _floor_below_threshold(self):
@@ -327,6 +449,15 @@ class Matcher(Frozen):
                 f"threshold: must be >= matcher.score_floor ({self.score_floor}), got {self.threshold}; "
                 "lower score_floor to search below it")
         return self
+
+    def score_parameters(self) -> ScoreParameters:
+        """The score model's parameters; the calibrated ones must have been drawn (``sim.draws.resolve``)."""
+        given = self.scores.given()
+        missing = [name for name in CALIBRATED_SCORES if name not in given]
+        if self.parameters == CALIBRATED and missing:
+            raise ValueError(f"matcher.scores: {', '.join(missing)} come from the posterior; "
+                             "resolve the experiment for a replicate first (sim.draws.resolve)")
+        return ScoreParameters(**given)
 
 
 class Review(Frozen):
@@ -354,13 +485,13 @@ class Review(Frozen):
     engagement_minutes_mean: NonNegative = 10.0
     engagement_minutes_cv: float = Field(default=0.5, ge=0.0, le=10.0, allow_inf_nan=False)
     arrest_minutes_mean: NonNegative = 30.0
-    p_arrest: Probability = 0.47
+    p_arrest: Probability | Calibrated = CALIBRATED
     p_other_disposal: Probability = 0.0
     p_wrongful_arrest: Probability = 0.01
 
     @model_validator(mode="after")
     def _consistent(self):
-        if self.p_arrest + self.p_other_disposal > 1.0 + 1e-12:
+        if self.p_arrest != CALIBRATED and self.p_arrest + self.p_other_disposal > 1.0 + 1e-12:
             raise ValueError("p_arrest + p_other_disposal must be <= 1, got "
                              f"{self.p_arrest + self.p_other_disposal:.6g}")
         if self.require_operator_review and self.operators == 0:

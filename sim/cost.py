@@ -32,14 +32,17 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .config import Experiment
+from .config import REFERENCE_FOOTFALL_PER_HOUR, Experiment
 from .crowd import (
+    footfall_profile,
     frames_distribution,
+    generator_passers_per_hour,
     place_shares,
     site_pool,
     watchlist_group_shares,
     watchlisted_probability,
 )
+from .draws import typical
 from .errors import ConfigError
 from .groups import default_groups, group_shares
 from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
@@ -187,25 +190,28 @@ def genuine_sf_at(model: ScoreModel, x: np.ndarray, looks: float) -> np.ndarray:
 
 # -- the programme: passers per deployment and their mix -------------------------------------------
 
-def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Expected captured passers per deployment, the group mixes of the places, and how many of
-    the programme's passers each place sees (shares summing to 1)."""
+def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Expected captured passers per deployment, the group mixes of the places, how many of the
+    programme's passers each place sees (shares summing to 1), and each place's footfall factor
+    on the watchlisted share (``sim.crowd.footfall_factor``)."""
     crowd, programme, groups = experiment.crowd, experiment.programme, default_groups()
+    elasticity = float(crowd.footfall_elasticity)
     if programme.deployments:
-        passers = np.array([float(np.mean(np.atleast_1d(d.footfall_per_hour))) * d.duration_hours
-                            * d.capture_rate for d in programme.deployments])
+        rates = np.array([float(np.mean(footfall_profile(d, crowd))) for d in programme.deployments])
+        passers = np.array([rate * d.duration_hours * d.capture_rate
+                            for rate, d in zip(rates, programme.deployments, strict=True)])
         mixes = np.array([group_shares(crowd.female_share,
                                        d.ethnicity_shares if d.ethnicity_shares
                                        else place_shares(d.ward_code, d.borough), groups)
                           for d in programme.deployments])
         total = passers.sum()
         weights = passers / total if total > 0 else np.full(len(passers), 1 / len(passers))
-        return passers, mixes, weights
+        return passers, mixes, weights, _footfall(rates, elasticity)
     gen = programme.generator
     assert gen is not None
     # lognormal footfall of mean footfall_per_hour: the expectation needs no draw
-    passers = np.full(gen.weeks * gen.deployments_per_week,
-                      gen.footfall_per_hour * gen.duration_hours * gen.capture_rate)
+    rate = generator_passers_per_hour(gen, crowd)
+    passers = np.full(gen.weeks * gen.deployments_per_week, rate * gen.duration_hours * gen.capture_rate)
     pool = site_pool(gen)
     seen: dict[tuple[str, str], int] = {}
     for place in pool:
@@ -213,7 +219,12 @@ def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarr
         seen[key] = seen.get(key, 0) + 1
     mixes = np.array([group_shares(crowd.female_share, place_shares(*key), groups) for key in seen])
     weights = np.array(list(seen.values()), dtype=float) / len(pool)
-    return passers, mixes, weights
+    return passers, mixes, weights, _footfall(np.full(len(weights), rate), elasticity)
+
+
+def _footfall(passers_per_hour: np.ndarray, elasticity: float) -> np.ndarray:
+    safe = np.where(passers_per_hour > 0, passers_per_hour, REFERENCE_FOOTFALL_PER_HOUR)
+    return np.where(passers_per_hour > 0, (safe / REFERENCE_FOOTFALL_PER_HOUR) ** elasticity, 0.0)
 
 
 # -- one unit -------------------------------------------------------------------------------------
@@ -228,15 +239,17 @@ def unit_cost(experiment: Experiment, thresholds: Sequence[float],
     often share one).
     """
     groups = default_groups()
+    experiment = typical(experiment)     # calibrated settings at the posterior's medians
     matcher, crowd = experiment.matcher, experiment.crowd
+    scores = matcher.score_parameters()
     floor = float(matcher.score_floor)
     thresholds = sorted({float(t) for t in thresholds})
-    passers, mixes, weights = _programme(experiment)
+    passers, mixes, weights, footfall = _programme(experiment)
     deployments, total = len(passers), float(passers.sum())
-    model = score_model(matcher.scores, groups)
+    model = score_model(scores, groups)
     wl_shares = watchlist_group_shares(experiment.watchlist.female_share,
                                        experiment.watchlist.ethnicity_shares, groups)
-    key = (matcher.scores.model_dump_json(), tuple(np.round(wl_shares, 15)), experiment.watchlist.size, floor)
+    key = (scores.model_dump_json(), tuple(np.round(wl_shares, 15)), experiment.watchlist.size, floor)
     tables = {} if tables is None else tables
     table = tables.get(key)
     if table is None:
@@ -254,9 +267,11 @@ def unit_cost(experiment: Experiment, thresholds: Sequence[float],
     points = to_latent(np.array([floor, *thresholds]))
     impostor = exceedance_at(table, points, looks)                                   # (G, 1 + T)
     genuine = genuine_sf_at(model, points, looks)
-    mated = watchlisted_probability(crowd, groups, experiment.watchlist.size, wl_shares)[:, None]
+    base = watchlisted_probability(crowd, groups, experiment.watchlist.size, wl_shares)
+    mated = np.clip(footfall[:, None, None] * base[None, :, None], 0.0, 0.5)       # (places, G, 1)
     per_group = (1 - mated) * impostor + mated * np.minimum(1.0, impostor + genuine)
-    share = weights @ (mixes @ per_group)                # per passer: candidate, then alert at each T
+    # per passer: candidate, then alert at each T
+    share = np.einsum("p,pg,pgt->t", weights, mixes, per_group)
     candidates = total * float(share[0])
     alerts = total * share[1:]
     # the lowest threshold's alerts are reviewed; a higher one's again only where staff were busy
@@ -333,10 +348,14 @@ def _threshold_setting(experiment: Experiment, unit: UnitCost) -> str:
 def _programme_setting(experiment: Experiment) -> str:
     deployments = experiment.programme.deployments
     if not deployments:
-        return "programme.generator.footfall_per_hour"
-    busiest = max(range(len(deployments)), key=lambda i: float(np.mean(np.atleast_1d(
-        deployments[i].footfall_per_hour))) * deployments[i].duration_hours)
-    return f"programme.deployments.{busiest}.footfall_per_hour"
+        gen = experiment.programme.generator
+        given = "recorded_faces_per_hour" if gen is not None and gen.recorded_faces_per_hour is not None \
+            else "footfall_per_hour"
+        return f"programme.generator.{given}"
+    busiest = max(range(len(deployments)), key=lambda i: float(np.mean(footfall_profile(
+        deployments[i], typical(experiment).crowd))) * deployments[i].duration_hours)
+    given = "recorded_faces" if deployments[busiest].recorded_faces is not None else "footfall_per_hour"
+    return f"programme.deployments.{busiest}.{given}"
 
 
 def _unit_driver(experiment: Experiment, unit: UnitCost) -> tuple[str, str]:

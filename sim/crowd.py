@@ -19,7 +19,14 @@ from dataclasses import dataclass
 import numpy as np
 
 from . import data as shipped
-from .config import Crowd, Programme, ProgrammeGenerator
+from .config import (
+    CALIBRATED,
+    REFERENCE_FOOTFALL_PER_HOUR,
+    Crowd,
+    Deployment,
+    Programme,
+    ProgrammeGenerator,
+)
 from .groups import Group, ethnicity_array, group_shares
 
 # London's residents taken as half female when a group's share of the watchlist is set against its
@@ -93,12 +100,36 @@ def site_pool(generator: ProgrammeGenerator) -> list[dict[str, str]]:
              "ward_code": s if shipped.has_ward(s) else ""} for s in generator.sites]
 
 
-def realise_programme(programme: Programme, rng: np.random.Generator) -> list[Site]:
+def faces_per_passer(crowd: Crowd) -> float:
+    """Recorded faces per passer: the crowd's counting factor, or its mean frames when every
+    frame counts."""
+    if crowd.faces_per_passer == CALIBRATED:
+        raise ValueError("crowd.faces_per_passer comes from the posterior; resolve the experiment "
+                         "for a replicate first (sim.draws.resolve)")
+    return crowd.frames_per_passer if crowd.faces_per_passer == "frames" else float(crowd.faces_per_passer)
+
+
+def footfall_profile(deployment: Deployment, crowd: Crowd) -> np.ndarray:
+    """Passers an hour over a deployment: its footfall, or its recorded faces turned into passers."""
+    if deployment.recorded_faces is not None:
+        rate = deployment.recorded_faces / faces_per_passer(crowd) / deployment.duration_hours
+        return np.array([rate])
+    return np.atleast_1d(np.asarray(deployment.footfall_per_hour, dtype=float))
+
+
+def generator_passers_per_hour(generator: ProgrammeGenerator, crowd: Crowd) -> float:
+    """Mean passers an hour of a generated deployment (recorded faces turned into passers)."""
+    if generator.recorded_faces_per_hour is not None:
+        return generator.passers_per_hour(faces_per_passer(crowd))
+    return generator.passers_per_hour(1.0)
+
+
+def realise_programme(programme: Programme, crowd: Crowd, rng: np.random.Generator) -> list[Site]:
     """The deployments of a programme; a generated programme draws its sites with ``rng``."""
     if programme.deployments:
         return [Site(index=i, site=d.site, date=d.date, borough=d.borough, ward_code=d.ward_code,
                      duration_hours=d.duration_hours,
-                     footfall_profile=np.atleast_1d(np.asarray(d.footfall_per_hour, dtype=float)),
+                     footfall_profile=footfall_profile(d, crowd),
                      capture_rate=d.capture_rate,
                      ethnicity_shares=(ethnicity_array(d.ethnicity_shares) if d.ethnicity_shares
                                        else place_shares(d.ward_code, d.borough)))
@@ -108,11 +139,12 @@ def realise_programme(programme: Programme, rng: np.random.Generator) -> list[Si
     n = gen.weeks * gen.deployments_per_week
     pool = site_pool(gen)
     picks = rng.integers(0, len(pool), size=n)
+    rate = generator_passers_per_hour(gen, crowd)
     if gen.footfall_cv > 0:
         sigma = np.sqrt(np.log1p(gen.footfall_cv ** 2))
-        footfall = gen.footfall_per_hour * rng.lognormal(-sigma ** 2 / 2, sigma, size=n)
+        footfall = rate * rng.lognormal(-sigma ** 2 / 2, sigma, size=n)
     else:
-        footfall = np.full(n, gen.footfall_per_hour)
+        footfall = np.full(n, rate)
     start = dt.date.fromisoformat(gen.start_date)
     sites = []
     for i in range(n):
@@ -142,11 +174,38 @@ def frames_distribution(crowd: Crowd) -> tuple[np.ndarray, np.ndarray]:
 
 def watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], watchlist_size: int,
                             watchlist_shares: np.ndarray) -> np.ndarray:
-    """P(a passer of each group is on the watchlist): see ``sim.config.Crowd``."""
+    """P(a passer of each group is on the watchlist) at a site of 1,000 passers an hour, before
+    deployment effects: see ``sim.config.Crowd``."""
+    if crowd.watchlisted_per_passer == CALIBRATED:
+        raise ValueError("crowd.watchlisted_per_passer comes from the posterior; resolve the experiment "
+                         "for a replicate first (sim.draws.resolve)")
     london = shipped.london_shares()
     population = np.array([POPULATION_FEMALE_SHARE * london[g.ethnicity] for g in groups])
     scale = (watchlist_size / crowd.prevalence_reference_size) ** crowd.prevalence_elasticity
-    return np.clip(crowd.watchlisted_per_passer * scale * watchlist_shares / population, 0.0, 0.5)
+    return crowd.watchlisted_per_passer * scale * watchlist_shares / population
+
+
+def footfall_factor(sites: list[Site], elasticity: float) -> np.ndarray:
+    """How each deployment's watchlisted share follows its footfall:
+    ``(passers per hour / 1,000) ** elasticity`` (0 for a deployment nobody passes)."""
+    pph = np.array([float(np.mean(s.footfall_profile)) for s in sites])
+    safe = np.where(pph > 0, pph, REFERENCE_FOOTFALL_PER_HOUR)
+    return np.where(pph > 0, np.exp(elasticity * np.log(safe / REFERENCE_FOOTFALL_PER_HOUR)), 0.0)
+
+
+def deployment_watchlisted(crowd: Crowd, sites: list[Site], base: np.ndarray,
+                           rng: np.random.Generator) -> np.ndarray:
+    """P(watchlisted) per (deployment, group): the base share times each deployment's footfall
+    factor and gamma effect (mean 1, variance ``crowd.watchlisted_dispersion``), at most 0.5."""
+    for name in ("footfall_elasticity", "watchlisted_dispersion"):
+        if getattr(crowd, name) == CALIBRATED:
+            raise ValueError(f"crowd.{name} comes from the posterior; resolve the experiment "
+                             "for a replicate first (sim.draws.resolve)")
+    factor = footfall_factor(sites, float(crowd.footfall_elasticity))
+    phi = float(crowd.watchlisted_dispersion)
+    if phi > 0 and len(sites):
+        factor = factor * rng.gamma(1.0 / phi, phi, size=len(sites))
+    return np.clip(factor[:, None] * base[None, :], 0.0, 0.5)
 
 
 def watchlist_group_shares(female_share: float, ethnicity_shares: dict[str, float] | str,

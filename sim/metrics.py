@@ -3,12 +3,19 @@
 Every replicate yields counts per demographic group (``metrics.parquet``, one row per cell x
 replicate x group x metric). The summary pools them:
 
-* **counts** (alerts, arrests, wrongful stops, ... per programme): the mean over replicates, with
-  the 2.5th and 97.5th percentiles across replicates, i.e. where 95% of simulated programmes fall;
+* **counts** (alerts, arrests, wrongful stops, ... per programme): the mean over replicates;
 * **rates** (``false_alert_rate``, ``fpir``, ``tpir``, ``ppv``): pooled numerator over pooled
-  denominator across replicates, with the exact Clopper-Pearson interval
-  (``scipy.stats.binomtest(...).proportion_ci``);
-* **programme figures** (utilisation, time to engagement, implied threshold): mean and percentiles.
+  denominator across replicates;
+* **programme figures** (utilisation, time to engagement, implied threshold, the Black share of
+  false alerts and the Black/White false-alert ratio): the mean over replicates.
+
+Every interval is the 2.5th to 97.5th percentile across replicates: where 95% of simulated
+programmes fall. Each replicate runs with its own draw of the calibrated posterior
+(``sim.draws``), so for a calibrated experiment this is the **posterior-predictive interval**
+(parameters and Monte Carlo together); with every parameter fixed it is the Monte Carlo spread.
+A fixed-parameter test of a report (``compare``: pooled counts, the exact Clopper-Pearson interval,
+``scipy.stats.binomtest(...).proportion_ci``'s closed form, and a Poisson p-value) is kept as a
+footnote to the posterior-predictive comparison (``sim.posterior``).
 
 Against a reported figure (the Met's 12 false alerts in 3,000,000 faces) the summary gives the
 simulated rate scaled to the reported faces with its interval, the exact expectation, a two-sided
@@ -27,7 +34,8 @@ from scipy import stats
 
 from . import data as shipped
 from .config import Comparison, Experiment
-from .crowd import place_shares, site_pool
+from .crowd import footfall_profile, generator_passers_per_hour, place_shares, site_pool
+from .draws import typical
 from .groups import DEFAULT_GROUPS, ETHNICITIES, GROUP_NAMES, group_named
 from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
 
@@ -96,19 +104,15 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
         for metric in METRIC_ORDER:
             if metric not in wide:
                 continue
+            vals = wide[metric].to_numpy(dtype=float)
+            vals = vals[np.isfinite(vals)]
             if metric in RATE_METRICS:
                 num, den = RATE_METRICS[metric]
-                k, n = float(wide[num].sum()), float(wide[den].sum())
-                est = _ratio(k, n)
-                lo, hi = clopper_pearson(round(k), round(n)) if n > 0 and k <= n else (math.nan, math.nan)
+                est = _ratio(float(wide[num].sum()), float(wide[den].sum()))
             else:
-                vals = wide[metric].to_numpy(dtype=float)
-                vals = vals[np.isfinite(vals)]
-                if vals.size == 0:
-                    est = lo = hi = math.nan
-                else:
-                    est = float(vals.mean())
-                    lo, hi = (float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5)))
+                est = float(vals.mean()) if vals.size else math.nan
+            lo, hi = ((float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals.size
+                      else (math.nan, math.nan))
             out.append({**base, "metric": metric, "estimate": est, "ci_low": lo, "ci_high": hi,
                         "replicates": reps})
     columns = ["cell", *param_cols, "group", "metric", "estimate", "ci_low", "ci_high", "replicates"]
@@ -245,18 +249,21 @@ def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
 
 
 def borough_exposure(experiment) -> pd.DataFrame:
-    """Expected faces scanned per programme per resident of each borough, by ethnicity.
+    """Expected passers scanned per programme per resident of each borough, by ethnicity.
 
-    From the programme's design, not its draws: each deployment's expected faces, spread over
+    From the programme's design, not its draws (calibrated settings at the posterior's medians,
+    ``sim.draws.typical``): each deployment's expected passers, spread over
     the boroughs its sites are drawn from and split by the sites' census mix, over the borough's
     residents of each group (2021 census). Residents stand in for the people who pass.
     """
-    prog = experiment.programme
-    rows: list[tuple[str, float, np.ndarray]] = []   # (borough, expected faces, ethnic shares)
+    experiment = typical(experiment)
+    prog, crowd = experiment.programme, experiment.crowd
+    rows: list[tuple[str, float, np.ndarray]] = []   # (borough, expected passers, ethnic shares)
     if prog.generator is not None:
         gen = prog.generator
         pool = [(s["borough"], s["ward_code"]) for s in site_pool(gen)]
-        faces = gen.weeks * gen.deployments_per_week * gen.footfall_per_hour * gen.duration_hours
+        rate = generator_passers_per_hour(gen, crowd)
+        faces = gen.weeks * gen.deployments_per_week * rate * gen.duration_hours
         for borough, ward in pool:
             # the census names the borough (records say "Kingston" for Kingston upon Thames)
             home = shipped.census()[0][ward]["borough"] if ward else borough
@@ -266,7 +273,7 @@ def borough_exposure(experiment) -> pd.DataFrame:
             if not d.borough and not d.ward_code:
                 continue
             borough = shipped.census()[0][d.ward_code]["borough"] if d.ward_code else d.borough
-            profile = np.atleast_1d(np.asarray(d.footfall_per_hour, dtype=float))
+            profile = footfall_profile(d, crowd)
             shares = (np.array([d.ethnicity_shares[e] for e in ETHNICITIES]) if d.ethnicity_shares
                       else place_shares(d.ward_code, d.borough))
             rows.append((borough, float(profile.mean() * d.duration_hours), shares))

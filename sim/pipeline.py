@@ -55,10 +55,11 @@ def attach_posterior(results: Results) -> None:
     groups = [g for g in summary["group"].unique() if g != "all"]
     nonmated = np.array([summary_value(summary, cell, g, "nonmated_passers")[0] for g in groups])
     faces = summary_value(summary, cell, "all", "faces")[0]
+    deployments = summary_value(summary, cell, "all", "deployments")[0]
     experiment = results.experiment
     if results.cells[cell]:
         experiment = experiment.with_values(results.cells[cell])
-    post = posterior_comparison(experiment, nonmated, faces)
+    post = posterior_comparison(experiment, nonmated, faces, deployments)
     if post is not None:
         results.posterior = {**post, "cell": cell}
 

@@ -1,11 +1,15 @@
-"""The calibration's posterior, carried into forward runs: a reported figure against the model.
+"""A reported figure against the model's posterior predictive.
 
-A simulated rate carries only Monte Carlo error; the score parameters behind it are uncertain
-too. ``posterior_comparison`` integrates that uncertainty out for a reported figure (the Met's 12
-false alerts in 3,000,000 faces): for each draw from the shipped fit's posterior it computes the
-exact expected false alerts of the simulated crowd, by ``fpir_quadrature``, and averages the
-Poisson probability of the reported count. The pipeline stores the answer in the results folder
-(``posterior.json``), so a report is drawn from the folder alone.
+A reported count (the Met's 12 false alerts in 3,000,000 faces) is set against what the
+calibrated model predicts for the same exposure in the experiment's own setting (its threshold,
+watchlist, crowd mix and frames). For each of ``draws`` posterior draws (``sim.draws``) the
+exact expected false alerts are the reported faces turned into passers by the draw's counting
+factor, times the crowd's false-positive identification rate under the draw's score model
+(``fpir_quadrature``, every look per passer counted, ``crowd_fpir``). The predictive count adds
+the deployment-to-deployment overdispersion the calibration found in false alerts (negative
+binomial with the draw's ``phi_false`` over as many deployments as the reported exposure spans)
+and Poisson noise. The pipeline stores the answer in the results folder (``posterior.json``), so a
+report is drawn from the folder alone. The reported count is never an input to the calibration.
 """
 
 from __future__ import annotations
@@ -14,14 +18,15 @@ from functools import cache
 from typing import Any
 
 import numpy as np
-from scipy import stats
 
-from . import data as shipped
-from .calibrate import BOUNDS, with_free
-from .config import Crowd, Experiment, ScoreParameters
+from .config import Crowd, Experiment
 from .crowd import frames_distribution, watchlist_group_shares
+from .draws import comparison_draws, draw, faces_per_passer_for, score_parameters_for
 from .groups import default_groups
 from .scores import ScoreModel, effective_looks, score_model, to_latent
+
+COMPARISON_DRAWS = 1000
+PREDICTIVE_SEED = 12
 
 
 @cache
@@ -62,46 +67,51 @@ def crowd_fpir(model: ScoreModel, watchlist_shares: np.ndarray, size: float, thr
     return pmf @ fpir_quadrature(model, watchlist_shares, size, threshold, looks=looks)
 
 
-def posterior_comparison(experiment: Experiment, nonmated_by_group: np.ndarray, faces: float,
-                         draws: int = 1000,
-                         seed: int = 0) -> dict[str, Any] | None:
-    """The reported figure against the model with the calibration's uncertainty integrated out.
-
-    A simulated rate carries only Monte Carlo error; the score parameters behind it are uncertain
-    too. For each of ``draws`` draws from the shipped fit's Laplace posterior this computes the
-    exact expected false alerts of the simulated crowd (non-watchlisted passers per group, per
-    programme) scaled to the reported number of faces, then averages the Poisson probability of
-    the reported count. None when the experiment does not use the shipped calibration unchanged
-    (there is then no posterior to integrate over) or names no reported figure.
-    """
-    cmp_ = experiment.comparison
-    threshold = experiment.matcher.threshold    # the experiment's own setting, not the report's
-    fit_table = shipped.score_fit(experiment.matcher.parameters)
-    if cmp_ is None or fit_table is None or faces <= 0:
-        return None
-    shipped_params = ScoreParameters(**shipped.score_parameters("calibrated"))
-    if experiment.matcher.scores != shipped_params:
-        return None
-    posterior = fit_table["posterior"]
-    mean = np.asarray(posterior["mean"], dtype=float)
-    cov = np.asarray(posterior["covariance"], dtype=float)
-    lo = np.array([b[0] for b in BOUNDS])
-    hi = np.array([b[1] for b in BOUNDS])
-    rng = np.random.default_rng(seed)
-    samples = np.clip(rng.multivariate_normal(mean, cov, size=draws), lo, hi)
+def expected_false_alerts(experiment: Experiment, crowd_mix: np.ndarray, faces: float,
+                          draws: np.ndarray) -> np.ndarray:
+    """Expected false alerts in ``faces`` recorded faces of a crowd with group shares ``crowd_mix``
+    (non-watchlisted passers), under each posterior draw in ``draws``, at the experiment's settings."""
     groups = default_groups()
     wl = experiment.watchlist
     shares = watchlist_group_shares(wl.female_share, wl.ethnicity_shares, groups)
-    scale = cmp_.faces / faces
-    expected = []
-    for x in [mean, *samples]:
-        model = score_model(with_free(shipped_params, x), groups)
-        fp = crowd_fpir(model, shares, wl.size, threshold, experiment.crowd)
-        expected.append(float(np.dot(nonmated_by_group, fp)) * scale)
-    draws_e = np.asarray(expected[1:])
+    out = np.empty(len(draws))
+    for i, index in enumerate(draws):
+        values = draw(int(index))
+        model = score_model(score_parameters_for(experiment, values), groups)
+        fp = crowd_fpir(model, shares, wl.size, experiment.matcher.threshold, experiment.crowd)
+        out[i] = faces / faces_per_passer_for(experiment, values) * float(crowd_mix @ fp)
+    return out
+
+
+def posterior_comparison(experiment: Experiment, nonmated_by_group: np.ndarray, faces: float,
+                         deployments: float, draws: int = COMPARISON_DRAWS) -> dict[str, Any] | None:
+    """The reported figure against the model's posterior predictive, or None without one.
+
+    ``nonmated_by_group`` (the simulated crowd's non-watchlisted passers per group) gives the
+    crowd mix; ``faces`` and ``deployments`` (simulated recorded faces and deployments per
+    replicate) say how many deployments the reported exposure spans.
+    """
+    cmp_ = experiment.comparison
+    total = float(np.sum(nonmated_by_group))
+    if cmp_ is None or total <= 0 or faces <= 0:
+        return None
+    chosen = comparison_draws(draws)
+    mu = expected_false_alerts(experiment, np.asarray(nonmated_by_group, dtype=float) / total, cmp_.faces,
+                               chosen)
+    phi = np.array([draw(int(i)).get("phi_false", 0.0) for i in chosen])
+    spans = max(deployments * cmp_.faces / faces, 1.0)
+    rng = np.random.default_rng(PREDICTIVE_SEED)
+    # the sum over `spans` deployments of gamma(1/phi, phi) effects, divided by `spans`
+    lam = np.where(phi > 0, rng.gamma(spans / np.maximum(phi, 1e-12), np.maximum(phi, 1e-12) / spans), 1.0)
+    count = rng.poisson(mu * lam)
     k = cmp_.false_alerts
-    return {"threshold": threshold, "reported_threshold": cmp_.threshold, "draws": draws,
-            "expected": expected[0],
-            "interval_95": [float(np.quantile(draws_e, 0.025)), float(np.quantile(draws_e, 0.975))],
-            "p_at_most_reported": float(np.mean(stats.poisson.cdf(k, draws_e))),
-            "p_at_least_reported": float(np.mean(stats.poisson.sf(k - 1, draws_e)))}
+    q = np.quantile(mu, [0.025, 0.5, 0.975])
+    return {"threshold": experiment.matcher.threshold, "reported_threshold": cmp_.threshold,
+            "draws": int(len(chosen)), "reported": k, "reported_faces": cmp_.faces,
+            "expected": float(mu.mean()), "expected_median": float(q[1]),
+            "interval_95": [float(q[0]), float(q[2])],
+            "predictive_interval_95": [float(np.quantile(count, 0.025, method="inverted_cdf")),
+                                       float(np.quantile(count, 0.975, method="inverted_cdf"))],
+            "p_at_most_reported": float(np.mean(count <= k)),
+            "p_at_least_reported": float(np.mean(count >= k)),
+            "deployments_spanned": float(spans)}

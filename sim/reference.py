@@ -16,13 +16,13 @@ from typing import Any
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from .config import Experiment
+from .config import CALIBRATED_SCORES, Experiment, ScoreParameters
 from .errors import all_paths
 from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
 
 MODEL = "docs/model.md"
 REVIEW = "docs/review.md"
-CALIBRATED = "calibrated: sim/data/score_parameters.toml"
+CALIBRATED = "calibrated: a posterior draw per replicate (docs/calibration.md)"
 
 # dotted key -> (meaning, unit, where the default comes from)
 SETTINGS: dict[str, tuple[str, str, str]] = {
@@ -46,7 +46,12 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
     "programme.deployments.footfall_per_hour": (
         "passers an hour: one rate, or an hourly profile spread evenly over the deployment",
         "passers/hour",
-        "required",
+        "this or recorded_faces",
+    ),
+    "programme.deployments.recorded_faces": (
+        "faces the force's record says the cameras saw; passers = recorded_faces / crowd.faces_per_passer",
+        "recorded faces",
+        "this or footfall_per_hour",
     ),
     "programme.deployments.capture_rate": (
         "share of passers whose face the camera captures",
@@ -73,7 +78,16 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "Met deployment records 2024",
     ),
     "programme.generator.duration_hours": ("hours per deployment", "hours", "2024 median: 5 h 24 min"),
-    "programme.generator.footfall_per_hour": ("mean passers an hour", "passers/hour", MODEL),
+    "programme.generator.footfall_per_hour": (
+        "mean passers an hour (1,000 when neither this nor recorded_faces_per_hour is given)",
+        "passers/hour",
+        "the calibration's reference footfall",
+    ),
+    "programme.generator.recorded_faces_per_hour": (
+        "mean recorded faces an hour, turned into passers by crowd.faces_per_passer",
+        "recorded faces/hour",
+        "Met 2024: about 2,700 an hour (3 million faces a year)",
+    ),
     "programme.generator.footfall_cv": (
         "spread of footfall between deployments (lognormal)",
         "coefficient of variation",
@@ -82,9 +96,34 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
     "programme.generator.capture_rate": ("share of passers whose face is captured", "probability", "1"),
     "crowd.female_share": ("share of passers who are female", "probability", "even split (assumption)"),
     "crowd.watchlisted_per_passer": (
-        "share of passers on a list of prevalence_reference_size entries",
+        "share of passers on a list of prevalence_reference_size entries at 1,000 passers an hour",
         "per passer",
-        MODEL + " (Who is on the watchlist)",
+        CALIBRATED,
+    ),
+    "crowd.footfall_elasticity": (
+        "how the watchlisted share follows a site's passers an hour: (passers per hour / 1,000)^this",
+        "",
+        CALIBRATED,
+    ),
+    "crowd.watchlisted_dispersion": (
+        "variance of a deployment's gamma effect (mean 1) on the watchlisted share",
+        "",
+        CALIBRATED,
+    ),
+    "crowd.period_sd": (
+        "sd of a period's log effect on a calibrated watchlisted share (one draw per replicate)",
+        "log units",
+        CALIBRATED,
+    ),
+    "crowd.faces_per_passer": (
+        "recorded faces per passer; 'frames' counts every frame",
+        "faces/passer",
+        CALIBRATED + ", in counting_regime",
+    ),
+    "crowd.counting_regime": (
+        "which of the records' counting regimes recorded faces follow",
+        "",
+        "2025 assumed to count as late 2024 (docs/calibration.md)",
     ),
     "crowd.prevalence_reference_size": ("list size at which watchlisted_per_passer holds", "entries", MODEL),
     "crowd.prevalence_elasticity": (
@@ -98,7 +137,6 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "",
         MODEL,
     ),
-    "crowd.count_faces_as": ("what 'faces' counts: 'passers' or 'frames'", "", MODEL),
     "watchlist.size": ("entries on the watchlist", "entries", "required"),
     "watchlist.female_share": ("share of entries who are female", "probability", MODEL),
     "watchlist.ethnicity_shares": (
@@ -117,7 +155,7 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "lowest threshold of the experiment",
     ),
     "matcher.parameters": (
-        "score-parameter file: 'calibrated' (shipped), 'inline', or a path",
+        "'calibrated' (a posterior draw per replicate), 'inline', or a path to a score-parameter file",
         "",
         "lfrsim calibrate",
     ),
@@ -177,7 +215,8 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         REVIEW,
     ),
     "review.arrest_minutes_mean": ("team time per arrest", "minutes", REVIEW),
-    "review.p_arrest": ("P(arrest | true match engaged)", "probability", REVIEW),
+    "review.p_arrest": ("P(arrest | true match engaged)", "probability",
+                        CALIBRATED + "; the records' arrests per true alert"),
     "review.p_other_disposal": ("P(other disposal | true match engaged)", "probability", REVIEW),
     "review.p_wrongful_arrest": ("P(wrongful arrest | false match engaged)", "probability", REVIEW),
     "sweep.mode": ("'product' (every combination) or 'zip' (i-th values together)", "", "docs/sweeps.md"),
@@ -218,7 +257,7 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
 # metric -> what it is (counts are per programme per replicate unless a rate)
 METRICS: dict[str, str] = {
     "passers": "people who walked past the cameras (captured or not)",
-    "faces": "faces seen, counted as crowd.count_faces_as says (captured passers or their frames)",
+    "faces": "recorded faces: captured passers times crowd.faces_per_passer (or their frames)",
     "watchlisted_passers": "captured passers who are on the watchlist",
     "nonmated_passers": "captured passers who are not on the watchlist",
     "alerts": "searches whose best candidate reached the threshold",
@@ -253,6 +292,9 @@ METRICS: dict[str, str] = {
     "reported figure's rate",
     "mean_operator_wait_seconds": "mean wait from alert to operator",
     "mean_officer_wait_seconds": "mean wait from confirmation to a team setting off",
+    "black_share_of_false_alerts": "Black passers' share of the exact expected false alerts",
+    "black_white_false_alert_ratio": "exact expected false alerts per recorded face, Black over White "
+    "passers (both sexes)",
 }
 
 
@@ -332,6 +374,14 @@ def _default(field: Any) -> str:
     return "none" if value is None else repr(value) if isinstance(value, str) else f"{value}"
 
 
+def _score_default(path: str) -> str:
+    """A score parameter's default: a posterior draw, or ``ScoreParameters``' fixed value."""
+    name = path.rsplit(".", 1)[-1]
+    if name in CALIBRATED_SCORES:
+        return "'calibrated'"
+    return _default(ScoreParameters.model_fields[name])
+
+
 def settings_paths() -> list[str]:
     """Every dotted key of the schema that a user can write."""
     return all_paths(Experiment)
@@ -344,8 +394,9 @@ def render() -> str:
         "",
         "Generated by `python -m sim.reference > docs/reference.md` from the schema (`sim/config.py`):",
         "types, ranges and defaults are the code's own. A test fails when this page is out of date.",
-        "Score parameters default to the calibrated file; the defaults listed for them are the",
-        'schema\'s fall-backs, used only with `matcher.parameters = "inline"`.',
+        "A default of 'calibrated' is a draw of the calibrated posterior, one per replicate",
+        "(docs/calibration.md); a value given in the experiment is used for every draw. Score",
+        "parameters the posterior does not set default to the fixed values listed.",
         "",
         "An experiment is `Experiment.from_toml(text)` or `sim.load_experiment(path)`;",
         '`Experiment.with_values({"matcher.threshold": 0.6})` is a copy with dotted settings',
@@ -369,8 +420,9 @@ def render() -> str:
             ]
         field = _field(path)
         meaning, unit, source = SETTINGS[path]
+        default = _score_default(path) if path.startswith("matcher.scores.") else _default(field)
         lines.append(
-            f"| `{path}` | {_type(field.annotation)} | {_range(field)} | {_default(field)} | {unit} "
+            f"| `{path}` | {_type(field.annotation)} | {_range(field)} | {default} | {unit} "
             f"| {meaning} | {source} |"
         )
     lines += [
@@ -378,8 +430,10 @@ def render() -> str:
         "## Metrics",
         "",
         "`metrics.parquet` has one row per cell × replicate × group × metric; `summary.csv` one per cell ×",
-        "group × metric with `estimate`, `ci_low`, `ci_high` (counts: mean and 2.5–97.5% across",
-        "replicates; rates: pooled with an exact Clopper–Pearson interval). Counts are per programme.",
+        "group × metric with `estimate` (counts and programme figures: the mean over replicates;",
+        "rates: pooled numerator over pooled denominator) and `ci_low`, `ci_high`: the 2.5th and",
+        "97.5th percentiles over replicates, a 95% posterior-predictive interval when settings are",
+        "calibrated (one posterior draw per replicate). Counts are per programme.",
         "",
         "| metric | kind | what it is |",
         "|---|---|---|",

@@ -1,6 +1,7 @@
 """One replicate of one scenario: crowd -> search -> review -> counts.
 
-A replicate draws the programme's sites, one watchlist, and for each deployment its crowd, the
+A replicate takes one draw of the calibrated posterior (``sim.draws``), then draws the programme's
+sites, one watchlist, and for each deployment its crowd, the
 passers whose best candidate clears the search floor, and their fates in review. Every draw comes
 from a stream keyed by (replicate, deployment, stage) under the experiment's root seed, never by
 the sweep cell: all cells of a sweep meet the same passers (common random numbers), and a cell's
@@ -18,6 +19,7 @@ from dataclasses import fields, replace
 import numpy as np
 
 from .config import Experiment, Review
+from .draws import resolve
 from .review import (
     ARREST,
     ENGAGED,
@@ -59,7 +61,9 @@ RATE_METRICS = {
 }
 PROGRAMME_METRICS = ("deployments", "officer_utilisation", "operator_utilisation",
                      "mean_seconds_to_engagement", "implied_threshold",
-                     "mean_operator_wait_seconds", "mean_officer_wait_seconds")
+                     "mean_operator_wait_seconds", "mean_officer_wait_seconds",
+                     # from the exact expected false alerts given the crowd and the draw
+                     "black_share_of_false_alerts", "black_white_false_alert_ratio")
 # Thresholds searched for the implied threshold: from 0.30, below any operating point a force
 # has published (NPL tested 0.56-0.64; the Met uses 0.60-0.64), to 0.999, in steps of 0.0005 on
 # the vendor scale, the expected rate interpolated log-linearly between them
@@ -68,8 +72,13 @@ IMPLIED_THRESHOLD_GRID = (0.30, 0.999, 1400)
 
 def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Sequence[float],
                        seed: int | None = None) -> dict[float, dict[str, np.ndarray | float]]:
-    """Simulate one replicate; for each threshold, metrics by group (arrays) and programme-wide."""
+    """Simulate one replicate; for each threshold, metrics by group (arrays) and programme-wide.
+
+    The replicate runs with its own posterior draw in place of every ``"calibrated"`` setting
+    (``sim.draws.resolve``).
+    """
     seed = experiment.experiment.seed if seed is None else seed
+    experiment = resolve(experiment, replicate, seed)
     if min(thresholds) < experiment.matcher.score_floor:
         raise ValueError(f"thresholds below matcher.score_floor ({experiment.matcher.score_floor}) "
                          "would miss passers the search never scored")
@@ -95,6 +104,8 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
              "watchlisted_passers": search.watchlisted.astype(float),
              "nonmated_passers": nonmated.astype(float)}
     shared = review.automation_bias == 0.0
+    black = np.array([g.ethnicity == "black" for g in search.setup.model.groups])
+    white = np.array([g.ethnicity == "white" for g in search.setup.model.groups])
     # Per candidate, the outcome of its deployment's latest review. Thresholds run from the lowest
     # up, so each alert set is a subset of the one before. A deployment is reviewed again only if
     # its alert set changed and, in its latest review, some alert found the staff busy: when none
@@ -134,6 +145,7 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
             "mean_operator_wait_seconds": _mean(state.operator_wait[hit]),
             "mean_officer_wait_seconds": _mean(state.officer_wait[hit]),
             "implied_threshold": implied,
+            **_black_white(exp_false[j], fixed["faces"], black, white),
         }
         results[threshold] = {"counts": counts, "programme": programme}
     return {float(t): results[float(t)] for t in thresholds}
@@ -233,6 +245,18 @@ def _tally(cands, hit: np.ndarray, state: _ReviewState, n_groups: int) -> dict[s
     counts = {name: np.zeros(n_groups) for name in COUNT_METRICS}
     counts.update({name: by_group[:, k] for k, name in enumerate(COUNTED)})
     return counts
+
+
+def _black_white(expected_false: np.ndarray, faces: np.ndarray, black: np.ndarray,
+                 white: np.ndarray) -> dict[str, float]:
+    """Black passers' share of the expected false alerts, and their expected false alerts per face
+    over White passers' (nan where undefined)."""
+    total = float(expected_false.sum())
+    b, w = float(expected_false[black].sum()), float(expected_false[white].sum())
+    fb, fw = float(faces[black].sum()), float(faces[white].sum())
+    ratio = (b / fb) / (w / fw) if fb > 0 and fw > 0 and w > 0 else float("nan")
+    return {"black_share_of_false_alerts": b / total if total > 0 else float("nan"),
+            "black_white_false_alert_ratio": ratio}
 
 
 def _mean(values: np.ndarray) -> float:

@@ -13,21 +13,20 @@ from pathlib import Path
 import pandas as pd
 
 from . import plot
-from .metrics import black_white_ratio, borough_exposure, compare, disparity, summary_value
+from .metrics import borough_exposure, compare, disparity, summary_value
 from .results import Results, atomic_write_bytes, atomic_write_text
 
 
 def _fmt(x: float) -> str:
+    """Three significant figures, thousands separated, never in scientific notation above 1e-3."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if x == 0:
         return "0"
     if abs(x) >= 1000:
         return f"{x:,.0f}"
-    if abs(x) >= 10:
-        return f"{x:.1f}"
-    if abs(x) >= 0.01:
-        return f"{x:.3f}"
+    if abs(x) >= 1e-3:
+        return f"{float(f'{x:.3g}'):g}"
     return f"{x:.3g}"
 
 
@@ -137,6 +136,64 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     return drawn
 
 
+def _p(p: float) -> str:
+    """A p-value or probability as a reader wants it: three decimals, "< 0.001" below that."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+def _interval(summary: pd.DataFrame, cell: int, group: str, metric: str, scale: float = 1.0) -> str:
+    est, lo, hi = summary_value(summary, cell, group, metric)
+    return f"{_fmt(est * scale)} ({_fmt(lo * scale)}–{_fmt(hi * scale)})"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+def _comparison_lines(results: Results) -> list[str]:
+    exp = results.experiment
+    cmp_ = exp.comparison
+    assert cmp_ is not None
+    lines = ["## Against the reported figure", "",
+             f"Reported: {cmp_.label} ({_plural(cmp_.false_alerts, 'false alert')} in {cmp_.faces:,} faces). "
+             "It is compared with the model, never fitted to.", ""]
+    post = results.posterior
+    if post is not None:
+        lines += [f"**Posterior predictive** (cell {post['cell']}, threshold {post['threshold']}; "
+                  f"{post['draws']:,} draws of the calibrated model, this experiment's crowd mix and "
+                  "watchlist; "
+                  "recorded faces turned into passers by each draw's counting factor):", "",
+                  "| | value |", "|---|---|",
+                  f"| expected false alerts in {cmp_.faces:,} faces, mean (95% credible interval) | "
+                  f"{_fmt(post['expected'])} "
+                  f"({_fmt(post['interval_95'][0])}–{_fmt(post['interval_95'][1])}) |",
+                  f"| 95% predictive interval of the count | "
+                  f"{_fmt(post['predictive_interval_95'][0])}–{_fmt(post['predictive_interval_95'][1])} |",
+                  f"| P(≤ {cmp_.false_alerts}) | {_p(post['p_at_most_reported'])} |",
+                  f"| P(≥ {cmp_.false_alerts}) | {_p(post['p_at_least_reported'])} |", ""]
+    lines += ["Simulated, per cell (pooled over replicates; footnote: the p-value holds every "
+              "parameter at its cell's draws and asks only about Poisson noise):", "",
+              "| cell | setting | false alerts per reported faces (95% PI) | exact expectation | "
+              "p (parameters fixed) | implied threshold |", "|---|---|---|---|---|---|"]
+    for cell, params in enumerate(results.cells):
+        c = compare(results.metrics, cell, cmp_)
+        setting = ", ".join(f"{k}={v}" for k, v in params.items()) or "base"
+        scale = cmp_.faces
+        rate = summary_value(results.summary, cell, "all", "false_alert_rate")
+        lines.append(f"| {cell} | {setting} | {_fmt(c['simulated_per_reported_faces'])} "
+                     f"({_fmt(rate[1] * scale)}–{_fmt(rate[2] * scale)}) | "
+                     f"{_fmt(c['expected_per_reported_faces'])} | {_p(c['p_value_two_sided'])} | "
+                     f"{_fmt(c['implied_threshold'])} |")
+        if cell >= 40:
+            lines.append("| … | | | | | |")
+            break
+    lines += ["", "The implied threshold is where the model would expect the reported count in this "
+              "crowd.", ""]
+    return lines
+
+
 def summary_markdown(results: Results, figures: list[str]) -> str:
     exp = results.experiment
     summary = results.summary
@@ -144,64 +201,47 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     if exp.experiment.description:
         lines += [exp.experiment.description.strip(), ""]
     reps = int(summary["replicates"].max()) if len(summary) else 0
-    lines += [f"Replicates: {reps}. Root seed: {exp.experiment.seed}. Cells: {len(results.cells)}. "
-              f"Watchlist: {exp.watchlist.size:,} entries. Threshold: {exp.matcher.threshold}.", ""]
+    lines += [f"{_plural(reps, 'replicate')}, each with its own draw of the calibrated posterior where a "
+              f"setting is calibrated. Root seed: {exp.experiment.seed}. "
+              f"{_plural(len(results.cells), 'cell')}. "
+              f"Watchlist: {exp.watchlist.size:,} entries. Threshold: {exp.matcher.threshold}.", "",
+              "Intervals are 95% posterior-predictive intervals: the 2.5th–97.5th percentiles over "
+              "replicates (parameters and Monte Carlo together). Rates are per million recorded faces.", ""]
     if exp.comparison is not None:
-        lines += ["## Against the reported figure", ""]
-        lines += ["| cell | setting | simulated per reported faces (95% CI) | exact expectation | "
-                  "p (Poisson, parameters fixed) | implied threshold |", "|---|---|---|---|---|---|"]
-        for cell, params in enumerate(results.cells):
-            c = compare(results.metrics, cell, exp.comparison)
-            setting = ", ".join(f"{k}={v}" for k, v in params.items()) or "base"
-            lines.append(f"| {cell} | {setting} | {_fmt(c['simulated_per_reported_faces'])} "
-                         f"({_fmt(c['simulated_ci_low'])}–{_fmt(c['simulated_ci_high'])}) | "
-                         f"{_fmt(c['expected_per_reported_faces'])} | {c['p_value_two_sided']:.3g} | "
-                         f"{_fmt(c['implied_threshold'])} |")
-            if cell >= 40:
-                lines.append("| … | | | | | |")
-                break
-        lines += ["", f"Reported: {exp.comparison.label} ({exp.comparison.false_alerts} false alerts in "
-                  f"{exp.comparison.faces:,} faces). The p-value asks how surprising the reported count "
-                  "is if the model's exact expected rate held, with the score model's parameters fixed at "
-                  "their fitted values; the implied threshold is where the model would expect the "
-                  "reported count.", ""]
-        post = results.posterior
-        if post is not None:
-            lines += [f"**With the calibration's uncertainty** ({post['draws']:,} draws from the score "
-                      f"model's posterior, cell {post['cell']} at threshold {post['threshold']}): expected "
-                      f"{_fmt(post['expected'])} false alerts per {exp.comparison.faces:,} faces (95% "
-                      f"{_fmt(post['interval_95'][0])}–{_fmt(post['interval_95'][1])}); posterior-"
-                      f"predictive P(≤ {exp.comparison.false_alerts}) = {post['p_at_most_reported']:.3f}, "
-                      f"P(≥ {exp.comparison.false_alerts}) = {post['p_at_least_reported']:.3f}. This is "
-                      "the comparison to read: the simulated interval above carries only Monte Carlo "
-                      "error.", ""]
+        lines += _comparison_lines(results)
     if len(results.cells) > 1:
         lines += ["## Per cell (everyone)", "",
                   "| cell | setting | faces | alerts | false alerts | TPIR | PPV | arrests | wrongful stops "
-                  "| lost | Black/White FPIR |", "|---|---|---|---|---|---|---|---|---|---|---|"]
-        bw = black_white_ratio(summary)
+                  "| lost | Black/White false alerts per face |",
+                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for cell, params in enumerate(results.cells[:60]):
             setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
             vals = [summary_value(summary, cell, "all", m)[0] for m in CELL_METRICS]
             lines.append(f"| {cell} | {setting} | " + " | ".join(_fmt(v) for v in vals)
-                         + f" | {_fmt(bw.get(cell, math.nan))} |")
-        lines += ["", "Black/White FPIR: the exact expected false-alert rate per non-watchlisted passer, "
-                  "Black over White passers (both sexes).", ""]
-    lines += ["## Headline (cell 0)", "", "| group | faces | alerts | true | false | expected false | "
-              "arrests | wrongful stops | false alerts per million faces (95% CI) |",
+                         + f" | {_interval(summary, cell, 'all', 'black_white_false_alert_ratio')} |")
+        lines += ["", "Black/White: the exact expected false alerts per recorded face, Black over White "
+                  "passers (both sexes), with its 95% posterior-predictive interval.", ""]
+    lines += ["## Headline (cell 0)", "",
+              "| group | faces | alerts | true | false (95% PI) | expected false | "
+              "arrests | wrongful stops | false alerts per million faces (95% PI) |",
               "|---|---|---|---|---|---|---|---|---|"]
     groups = ["all", *[g for g in summary["group"].unique() if g != "all"]]
     for g in groups:
         vals = [summary_value(summary, 0, g, m)[0] for m in HEADLINE_METRICS]
-        rate = summary_value(summary, 0, g, "false_alert_rate")
-        lines.append(f"| {g} | " + " | ".join(_fmt(v) for v in vals)
-                     + f" | {_fmt(rate[0] * 1e6)} ({_fmt(rate[1] * 1e6)}–{_fmt(rate[2] * 1e6)}) |")
-    lines += ["", "Counts are means per programme over replicates; summary.csv gives their 2.5–97.5% "
-              "spread across replicates. Rates pool all replicates with exact Clopper–Pearson intervals.", ""]
+        cells_ = [_fmt(v) for v in vals]
+        cells_[3] = _interval(summary, 0, g, "false_alerts")
+        lines.append(f"| {g} | " + " | ".join(cells_)
+                     + f" | {_interval(summary, 0, g, 'false_alert_rate', 1e6)} |")
+    lines += ["", "Counts are means per programme over replicates; summary.csv gives every interval.", ""]
+    lines += ["## Who bears the false alerts (cell 0)", "",
+              f"Black passers' share of the expected false alerts: "
+              f"{_interval(summary, 0, 'all', 'black_share_of_false_alerts')}. "
+              f"Black over White expected false alerts per recorded face: "
+              f"{_interval(summary, 0, 'all', 'black_white_false_alert_ratio')}.", ""]
     disp = disparity(summary)
     if not disp.empty:
         d0 = disp.iloc[0]
-        lines += ["## Disparity", "", f"Highest over lowest group false-alert rate (cell 0): "
+        lines += [f"Highest over lowest group false-alert rate (cell 0, simulated alerts): "
                   f"{_fmt(d0['ratio'])} ({d0['highest_group']} over {d0['lowest_group']}).", ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [""]

@@ -43,6 +43,7 @@ import numpy as np
 import pandas as pd
 
 from .config import ConfigError, Experiment
+from .draws import calibrated_settings, posterior_identity
 from .metrics import summarise
 from .seeds import seed_layout
 
@@ -144,7 +145,7 @@ def _now() -> str:
 
 
 PACKAGE = Path(__file__).resolve().parent
-SOURCE_SUFFIXES = (".py", ".csv", ".toml", ".md")   # the package's code and its shipped data
+SOURCE_SUFFIXES = (".py", ".csv", ".toml", ".md", ".npz")   # the package's code and its shipped data
 
 
 def source_sha256(package: Path = PACKAGE) -> str:
@@ -356,6 +357,7 @@ class ResultsWriter:
             "lfrsim": _versions().get("lfrsim"), "versions": _versions(), **source_identity(),
             "platform": platform.platform(),
             "seeds": seed_layout(experiment.experiment.seed, experiment.experiment.replications),
+            "posterior": {**posterior_identity(), "calibrated_settings": calibrated_settings(experiment)},
             "started": now, "resumed": [], "finished": None, "status": "running",
             "cells": len(cells), "cells_done": 0, "units": len(units), "units_done": 0,
         }

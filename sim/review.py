@@ -35,7 +35,7 @@ import numpy as np
 import simpy
 from scipy import special
 
-from .config import Review
+from .config import CALIBRATED, Review
 
 REJECTED, LOST, ARREST, OTHER_DISPOSAL, NO_ACTION, WRONGFUL_STOP, WRONGFUL_ARREST = range(7)
 OUTCOMES = ("operator_rejected", "lost_alerts", "arrests", "other_disposals", "no_action",
@@ -127,6 +127,14 @@ def confirm_probability(review: Review, alerts: Alerts) -> np.ndarray:
     return special.expit(logit)
 
 
+def arrest_probability(review: Review) -> float:
+    """P(arrest | a true match engaged); a calibrated one must have been drawn first."""
+    if review.p_arrest == CALIBRATED:
+        raise ValueError("review.p_arrest comes from the posterior; resolve the experiment for a "
+                         "replicate first (sim.draws.resolve)")
+    return float(review.p_arrest)
+
+
 def draw_fates(alerts: Alerts, review: Review) -> Fates:
     """Turn each alert's uniforms into its review time, decision, dwell, response and outcome.
 
@@ -146,8 +154,9 @@ def draw_fates(alerts: Alerts, review: Review) -> Fates:
     ur = u[reach]
     speed = gamma_quantile(review.walking_speed_m_s, review.walking_speed_cv, ur[:, U_WALKING])
     r = u[:, U_OUTCOME]
-    disposed = review.p_arrest + review.p_other_disposal
-    true_outcome = np.where(r < review.p_arrest, ARREST, np.where(r < disposed, OTHER_DISPOSAL, NO_ACTION))
+    p_arrest = arrest_probability(review)
+    disposed = p_arrest + review.p_other_disposal
+    true_outcome = np.where(r < p_arrest, ARREST, np.where(r < disposed, OTHER_DISPOSAL, NO_ACTION))
     false_outcome = np.where(r < review.p_wrongful_arrest, WRONGFUL_ARREST, WRONGFUL_STOP)
     outcome = np.where(alerts.true_match, true_outcome, false_outcome).astype(np.int64)
     arrested = ((outcome == ARREST) | (outcome == WRONGFUL_ARREST))[reach]

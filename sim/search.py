@@ -45,6 +45,8 @@ from scipy import special
 from .config import Experiment
 from .crowd import (
     Site,
+    deployment_watchlisted,
+    faces_per_passer,
     frames_distribution,
     realise_programme,
     watchlist_group_shares,
@@ -508,7 +510,8 @@ class SearchSetup:
     watchlist: WatchlistEntries
     table: SearchTable
     frames: tuple[np.ndarray, np.ndarray]
-    watchlisted_probability: np.ndarray     # P(a passer of each group is on the watchlist)
+    watchlisted_probability: np.ndarray     # P(watchlisted) per group at 1,000 passers an hour, before
+                                            # each deployment's footfall factor and gamma effect
 
 
 @dataclass
@@ -540,8 +543,9 @@ class Search:
 def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchSetup:
     """Draw the replicate's programme and watchlist and tabulate the search's hazard."""
     groups = default_groups()
-    model = score_model(experiment.matcher.scores, groups)
-    sites = realise_programme(experiment.programme, stream(seed, replicate, 0, STAGE_PROGRAMME))
+    model = score_model(experiment.matcher.score_parameters(), groups)
+    sites = realise_programme(experiment.programme, experiment.crowd,
+                              stream(seed, replicate, 0, STAGE_PROGRAMME))
     wl_shares = watchlist_group_shares(experiment.watchlist.female_share,
                                        experiment.watchlist.ethnicity_shares, groups)
     watchlist = draw_watchlist(experiment.watchlist.size, wl_shares, model.entry_effects,
@@ -579,7 +583,8 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
     one stream, ``stream(seed, replicate, 0, STAGE_CROWD)`` (``sim.seeds``): a replicate is never
     split between workers, so its draws depend on nothing but its key. Steps, in this order:
     passers per deployment (Poisson), their groups (multinomial by the site's mix), captured,
-    watchlisted (binomial), frames (multinomial), the non-watchlisted passers clearing the floor
+    each deployment's gamma effect on the watchlisted share, watchlisted (binomial),
+    frames (multinomial), the non-watchlisted passers clearing the floor
     per (deployment, group, looks) cell (binomial); the exceeders' probe effects and best scores
     cell by cell over (group, looks), deployments in order within a cell; the watchlisted
     passers' frames, genuine and best impostor scores; every candidate's arrival time.
@@ -597,7 +602,8 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
     total = rng.poisson(expected)
     passers = rng.multinomial(total, shares) if n_sites else np.zeros((0, n_groups), np.int64)
     captured = rng.binomial(passers, capture[:, None])
-    mated = rng.binomial(captured, setup.watchlisted_probability[None, :])
+    watchlisted = deployment_watchlisted(crowd_settings, sites, setup.watchlisted_probability, rng)
+    mated = rng.binomial(captured, watchlisted)
     if len(values) > 1:
         nonmated = rng.multinomial(captured - mated, pmf)                       # (D, G, M)
     else:
@@ -635,9 +641,10 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
     flat = Candidates(group[order], is_mated[order], true_match[order], scores[order], seconds[order])
     bounds = np.concatenate([[0], np.cumsum(np.bincount(deployment, minlength=n_sites))])
 
-    count_frames = crowd_settings.count_faces_as == "frames"
-    nm_faces = (nonmated @ values) if count_frames else nonmated.sum(axis=2)
-    m_faces = np.bincount(m_group, weights=m_frames if count_frames else None, minlength=n_groups)
+    if crowd_settings.faces_per_passer == "frames":
+        faces = (nonmated @ values).sum(axis=0) + np.bincount(m_group, weights=m_frames, minlength=n_groups)
+    else:     # recorded faces: captured passers times the counting factor
+        faces = captured.sum(axis=0) * faces_per_passer(crowd_settings)
     nonmated_cells: dict[float, np.ndarray] = {}
     per_column = nonmated.sum(axis=0).astype(np.int64)                     # (G, M)
     for m, k in enumerate(looks):     # frame counts with the same looks share a cell
@@ -645,6 +652,5 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
     mated_cells: dict[float, np.ndarray] = {}
     for k in np.unique(m_looks):
         mated_cells[float(k)] = np.bincount(m_group[m_looks == k], minlength=n_groups).astype(np.int64)
-    return Search(setup, passers.sum(axis=0).astype(np.int64),
-                  (nm_faces.sum(axis=0) + m_faces).astype(np.int64),
+    return Search(setup, passers.sum(axis=0).astype(np.int64), faces.astype(float),
                   mated.sum(axis=0).astype(np.int64), nonmated_cells, mated_cells, flat, bounds)

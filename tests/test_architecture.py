@@ -20,6 +20,7 @@ LAYERS = (
     ("sim.groups", "sim.errors", "sim.seeds"),
     ("sim.data",),
     ("sim.config",),
+    ("sim.draws",),
     ("sim.scores",),
     ("sim.watchlist", "sim.crowd"),
     ("sim.search",),

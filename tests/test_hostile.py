@@ -97,8 +97,8 @@ BROKEN = {
     "bool for a number": (headline_with("capture_rate = 1.0", "capture_rate = true"),
                           "programme.generator.capture_rate"),
     "nan": (headline_with("threshold = 0.64", "threshold = nan"), "matcher.threshold"),
-    "infinity": (headline_with("footfall_per_hour = 2700", "footfall_per_hour = inf"),
-                 "programme.generator.footfall_per_hour"),
+    "infinity": (headline_with("recorded_faces_per_hour = 2700", "recorded_faces_per_hour = inf"),
+                 "programme.generator.recorded_faces_per_hour"),
     "negative size": (headline_with("size = 16000", "size = -5"), "watchlist.size"),
     "absurd size": (headline_with("size = 16000", "size = 1000000000000000000"), "watchlist.size"),
     "huge int": (headline_with("seed = 20250101", "seed = 100000000000000000000000000000"),
@@ -399,7 +399,7 @@ def _experiment(threshold: float, floor: float, size: int, **crowd) -> object:
     return from_dict({
         "experiment": {"name": "extreme", "seed": 5, "replications": 1},
         "programme": {"deployments": [{"site": "a", "duration_hours": 0.5, "footfall_per_hour": 1000.0}]},
-        "crowd": {"watchlisted_per_passer": 0.01, **crowd},
+        "crowd": {"watchlisted_per_passer": 0.01, "faces_per_passer": 1.0, **crowd},
         "watchlist": {"size": size},
         "matcher": {"threshold": threshold, "score_floor": floor},
     })
@@ -446,7 +446,7 @@ def test_exact_false_alert_chance_holds_down_to_1e_minus_30(size):
 
 def test_frame_counts_and_rare_watchlisting_at_their_limits_stay_finite():
     out = simulate_replicate(_experiment(0.7, 0.7, 100, frames_per_passer=50.0, frame_correlation=0.0,
-                                         count_faces_as="frames"), 0, [0.7, 0.9])
+                                         faces_per_passer="frames"), 0, [0.7, 0.9])
     _finite(out)
     out = simulate_replicate(_experiment(0.6, 0.6, 100, watchlisted_per_passer=1e-15), 0, [0.6])
     _finite(out)

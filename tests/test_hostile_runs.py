@@ -263,10 +263,10 @@ def _too_big(tmp_path: Path) -> dict[str, tuple[Path, tuple[str, ...]]]:
     huge_day = tmp_path / "huge_day.toml"
     huge_day.write_text(HUGE_DAY)
     headline = (ROOT / "experiments" / "met_2025_headline.toml").read_text()
-    assert "size = 16000" in headline and "replications = 20" in headline
+    assert "size = 16000" in headline and "replications = 100" in headline
     huge_list = tmp_path / "huge_list.toml"
     huge_list.write_text(headline.replace("size = 16000", "size = 100000000", 1)
-                         .replace("replications = 20", "replications = 100000", 1))
+                         .replace("replications = 100", "replications = 100000", 1))
     return {"24 h at 10^7 an hour at threshold 0": (huge_day, ("matcher.threshold", "alerts", "GiB")),
             "10^8 entries, 100,000 replications": (huge_list, ("experiment.replications",))}
 
@@ -340,7 +340,7 @@ def test_validate_says_what_a_shipped_experiment_will_cost(capsys):
     code, out, _ = cli(capsys, "validate", ROOT / "experiments" / "met_2025_headline.toml")
     assert code == 0
     assert re.search(r"estimated cost: about [\d,]+ alerts to review per replicate, [\d.,]+ [KMG]iB per unit "
-                     r"of work, 20 units, [\d.,]+ (s|minutes) of CPU", out), out
+                     r"of work, 100 units, [\d.,]+ (s|minutes) of CPU", out), out
 
 
 # -- 6. Ctrl-C and SIGTERM with one worker, mid-unit --------------------------------------------

@@ -72,7 +72,7 @@ def test_larger_watchlist_never_lowers_best_impostor_scores(params, n_short, n_m
 
 
 @FEW
-@given(experiments(score_floor=FLOOR, settings={"crowd.count_faces_as": "passers"}), thresholds)
+@given(experiments(score_floor=FLOOR, settings={"crowd.faces_per_passer": 1.0}), thresholds)
 def test_every_passer_counted_once_and_every_alert_ends_once(experiment, ts):
     out = simulate_replicate(experiment, 0, ts)
     for t in ts:
@@ -95,7 +95,7 @@ def test_every_passer_counted_once_and_every_alert_ends_once(experiment, ts):
 
 
 @FEW
-@given(experiments(score_floor=FLOOR, settings={"crowd.count_faces_as": "frames"}))
+@given(experiments(score_floor=FLOOR, settings={"crowd.faces_per_passer": "frames"}))
 def test_frames_counted_are_at_least_passers_captured(experiment):
     c = simulate_replicate(experiment, 0, [FLOOR])[FLOOR]["counts"]
     assert (c["faces"] >= c["nonmated_passers"] + c["watchlisted_passers"]).all()
@@ -105,7 +105,7 @@ HALF_SEEN = [{"site": "Half-seen", "duration_hours": 1.0, "footfall_per_hour": 2
 
 
 @FEW
-@given(experiments(settings={"programme.deployments": HALF_SEEN, "crowd.count_faces_as": "passers"}))
+@given(experiments(settings={"programme.deployments": HALF_SEEN, "crowd.faces_per_passer": 1.0}))
 def test_passers_outnumber_faces_when_capture_misses_some(experiment):
     t = experiment.matcher.threshold
     c = simulate_replicate(experiment, 0, [t])[t]["counts"]
@@ -128,7 +128,7 @@ def test_same_seed_gives_same_bytes(experiment, ts):
     again = _as_bytes(simulate_replicate(experiment, 0, ts))
     assert first == again
     other = simulate_replicate(experiment, 0, ts, seed=experiment.experiment.seed ^ 0x5EED)
-    if sum(d.expected_passers for d in realise_programme(experiment.programme, stream(0, 0, 0, 0))) > 50:
+    if sum(d.expected_passers for d in realise_programme(experiment.programme, experiment.crowd, stream(0, 0, 0, 0))) > 50:
         assert _as_bytes(other) != first
 
 
@@ -175,7 +175,7 @@ def test_relabelling_groups_permutes_exact_outputs(params, pair, crowd_shares, l
         table = build_search_table(model, wl, floor)
         experiment = from_dict({"experiment": {"name": "x"}, "watchlist": {"size": size},
                                 "programme": {"deployments": [{**deployment, "ethnicity_shares": shares}]}})
-        site = realise_programme(experiment.programme, stream(0, 0, 0, 0))[0]
+        site = realise_programme(experiment.programme, experiment.crowd, stream(0, 0, 0, 0))[0]
         crowd = site.group_shares(groups, 0.4) * site.expected_passers
         t = to_latent(np.array([0.6, 0.64, 0.7]))
         expected.append(np.array([crowd[g] * table.impostor_sf(g, t) for g in range(len(groups))]))
@@ -191,9 +191,9 @@ def test_monte_carlo_false_alerts_agree_with_exact_expectation():
     """
     experiment = from_dict({
         "experiment": {"name": "mc", "seed": 20251122, "replications": 1},
-        "programme": {"deployments": [{"site": "a", "duration_hours": 1.0, "footfall_per_hour": 4000.0,
+        "programme": {"deployments": [{"site": "a", "duration_hours": 2.0, "footfall_per_hour": 5000.0,
                                        "ethnicity_shares": {"asian": 0.3, "black": 0.3, "white": 0.4}},
-                                      {"site": "b", "duration_hours": 1.0, "footfall_per_hour": 4000.0,
+                                      {"site": "b", "duration_hours": 2.0, "footfall_per_hour": 5000.0,
                                        "borough": "Newham"}]},
         "crowd": {"watchlisted_per_passer": 0.002},
         "watchlist": {"size": 16000},

@@ -11,7 +11,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.config import Review, from_dict
+from sim.config import Review as ReviewSettings
+from sim.config import from_dict
 from sim.replicate import simulate_replicate
 from sim.review import (
     ARREST,
@@ -31,6 +32,11 @@ from sim.review import (
 
 DAY = 6 * 3600.0
 unit = st.floats(0.0, 1.0, exclude_max=True, allow_nan=False)
+
+
+def Review(**settings) -> ReviewSettings:  # noqa: N802 - stands in for the settings class
+    """Review settings with the arrest probability fixed (a forward run draws it from the posterior)."""
+    return ReviewSettings(**{"p_arrest": 0.47, **settings})
 
 
 @st.composite

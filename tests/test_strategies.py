@@ -31,12 +31,12 @@ def test_experiments_are_small_and_run_to_finite_counts(experiment):
 
 @FEW
 @given(S.experiments(threshold=0.6, watchlist_size=1234, seed=7, replications=2,
-                     settings={"crowd.count_faces_as": "frames", "review.officers": 3}))
+                     settings={"crowd.faces_per_passer": "frames", "review.officers": 3}))
 def test_pins_are_honoured(experiment):
     assert experiment.matcher.threshold == 0.6 and experiment.matcher.score_floor == 0.6
     assert experiment.watchlist.size == 1234
     assert experiment.experiment.seed == 7 and experiment.experiment.replications == 2
-    assert experiment.crowd.count_faces_as == "frames" and experiment.review.officers == 3
+    assert experiment.crowd.faces_per_passer == "frames" and experiment.review.officers == 3
 
 
 @FEW

@@ -147,7 +147,7 @@ def test_a_cells_numbers_do_not_depend_on_the_other_cells():
 
 
 def test_threshold_cells_meet_the_same_passers():
-    m = metrics_of(tiny({"parameters": {"matcher.threshold": [0.56, 0.60, 0.66]}}))
+    m = metrics_of(tiny({"parameters": {"matcher.threshold": [0.50, 0.56, 0.66]}}))
     faces = m[(m["metric"] == "faces") & (m["group"] == "all")].pivot(index="replicate", columns="cell",
                                                                       values="value")
     assert (faces.nunique(axis=1) == 1).all()

@@ -7,7 +7,11 @@
   by github.com/langtonhugh/facial-recognition-doc).
 * ``published_figures.toml`` — operating points and outcome figures with their sources
   (NPL 2023, NIST IR 8280, Howard et al. 2019, the Met's statements).
-* ``score_parameters.toml`` — the calibrated score model (written by ``lfrsim calibrate``).
+* ``posterior.toml`` — the joint Bayesian calibration (``lfrsim calibrate``): priors, evidence,
+  diagnostics, posterior medians in ``ScoreParameters`` form (``[parameters]``), checks, headline.
+* ``posterior.npz`` — its equal-weight draws (float32, one array per named quantity, plus
+  ``p_arrest``), which forward runs draw from.
+* ``score_parameters.toml`` — the earlier MAP fit, superseded by ``posterior.toml``.
 
 See ``PROVENANCE.md`` beside this file.
 """
@@ -94,17 +98,15 @@ def published_figures() -> dict[str, Any]:
 def score_parameters(name: str, base_dir: Path | str | None = None) -> dict[str, Any]:
     """The ``[parameters]`` table of a score-parameter file.
 
-    ``"calibrated"`` is the shipped fit; ``"inline"`` means none (every parameter is given in the
-    experiment); anything else is a path, relative to ``base_dir`` when not absolute.
+    ``"inline"`` means none (every parameter is given in the experiment); anything else is a path,
+    relative to ``base_dir`` when not absolute. (``"calibrated"``, the shipped posterior, is drawn
+    per replicate by ``sim.draws``, not read from here.)
     """
     if name == "inline":
         return {}
-    if name == "calibrated":
-        file = path("score_parameters.toml")
-    else:
-        file = Path(name)
-        if not file.is_absolute() and base_dir is not None:
-            file = Path(base_dir) / file
+    file = Path(name)
+    if not file.is_absolute() and base_dir is not None:
+        file = Path(base_dir) / file
     with open(file, "rb") as fh:
         data = tomllib.load(fh)
     params = data.get("parameters")
@@ -113,9 +115,14 @@ def score_parameters(name: str, base_dir: Path | str | None = None) -> dict[str,
     return params
 
 
-def score_fit(name: str) -> dict[str, Any] | None:
-    """The ``[fit]`` table (posterior, diagnostics) of the shipped calibration, or None for others."""
-    if name != "calibrated":
-        return None
-    with open(path("score_parameters.toml"), "rb") as fh:
-        return tomllib.load(fh).get("fit")
+@cache
+def posterior() -> dict[str, Any]:
+    """The shipped calibration's summary file (``posterior.toml``: priors, evidence, diagnostics,
+    medians, checks)."""
+    with open(path("posterior.toml"), "rb") as fh:
+        return tomllib.load(fh)
+
+
+def posterior_medians() -> dict[str, Any]:
+    """The shipped posterior's medians in ``ScoreParameters`` form (``[parameters]``)."""
+    return posterior()["parameters"]

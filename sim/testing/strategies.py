@@ -183,7 +183,10 @@ def _crowd() -> SearchStrategy[dict[str, Any]]:
         "watchlisted_per_passer": _share(0.0, 0.01),
         "frames_per_passer": _share(1.0, 3.0),
         "frame_correlation": _share(0.0, 1.0),
-        "count_faces_as": st.sampled_from(["passers", "frames"]),
+        "footfall_elasticity": _share(-1.0, 0.0),
+        "watchlisted_dispersion": st.sampled_from([0.0, 0.2]),
+        "period_sd": st.just(0.0),
+        "faces_per_passer": st.one_of(st.sampled_from([1.0, "frames"]), _share(0.5, 3.0)),
     })
 
 
@@ -219,7 +222,8 @@ def experiments(draw, *, threshold: Any = None, score_floor: Any = None, watchli
     ``threshold``, ``score_floor``, ``watchlist_size``, ``seed`` and ``replications`` pin single
     settings; ``deployments`` (a list), ``watchlist``, ``scores``, ``crowd``, ``review`` and
     ``sweep`` pin whole sections (config models, plain dicts or strategies of them); ``settings``
-    pins any dotted setting, e.g. ``{"crowd.count_faces_as": "frames"}``. The search floor is the
+    pins any dotted setting, e.g. ``{"crowd.faces_per_passer": "frames"}``. Every setting is
+    fixed (none ``"calibrated"``), so a drawn experiment's replicates differ by Monte Carlo alone. The search floor is the
     lowest threshold in use unless pinned. No sweep unless one is given (``sweep=sweeps()``).
     """
     deps = draw(_as_strategy(deployments) if deployments is not None
