@@ -31,7 +31,7 @@ LAYERS = (
     ("sim.checks",),
     ("sim.calibrate",),
     ("sim.posterior", "sim.metrics", "sim.replay", "sim.reference", "sim.calibration_report"),
-    ("sim.sweep", "sim.results"),
+    ("sim.sweep", "sim.results", "sim.assumptions"),
     ("sim.plot",),
     ("sim.report", "sim.sensitivity"),
     ("sim.pipeline", "sim.explain"),
