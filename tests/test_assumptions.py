@@ -13,7 +13,8 @@ PAGE = Path(__file__).resolve().parents[1] / "docs" / "assumptions.md"
 
 @pytest.mark.slow
 def test_the_page_is_current():
-    assert PAGE.read_text() == assumptions.render(), "regenerate: python -m sim.assumptions > docs/assumptions.md"
+    assert PAGE.read_text() == assumptions.render(), \
+        "regenerate: python -m sim.assumptions > docs/assumptions.md"
 
 
 def test_a_number_the_false_alerts_do_not_depend_on_moves_nothing():

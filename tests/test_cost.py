@@ -16,8 +16,8 @@ from sim.cost import (
     estimate_cost,
     unit_cost,
 )
-from sim.replicate import simulate_replicate
 from sim.draws import typical
+from sim.replicate import simulate_replicate
 from sim.sweep import plan, run_unit
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -105,7 +105,8 @@ def test_a_low_floor_under_a_high_threshold_names_the_floor():
 
 def test_a_crowd_too_big_at_a_sensible_threshold_names_the_footfall():
     e = from_dict({"experiment": {"name": "cost"}, "watchlist": {"size": 16000},
-                   "matcher": {"threshold": 0.64}, "crowd": {"watchlisted_per_passer": 8e-4, "footfall_elasticity": 0.0},
+                   "matcher": {"threshold": 0.64},
+                   "crowd": {"watchlisted_per_passer": 8e-4, "footfall_elasticity": 0.0},
                    "programme": {"generator": {"weeks": 520, "deployments_per_week": 100, "days_per_week": 7,
                                                "duration_hours": 24.0, "footfall_per_hour": 1e7}}})
     lines = _problems(e)                       # memory, and time

@@ -223,7 +223,8 @@ def experiments(draw, *, threshold: Any = None, score_floor: Any = None, watchli
     settings; ``deployments`` (a list), ``watchlist``, ``scores``, ``crowd``, ``review`` and
     ``sweep`` pin whole sections (config models, plain dicts or strategies of them); ``settings``
     pins any dotted setting, e.g. ``{"crowd.faces_per_passer": "frames"}``. Every setting is
-    fixed (none ``"calibrated"``), so a drawn experiment's replicates differ by Monte Carlo alone. The search floor is the
+    fixed (none ``"calibrated"``), so a drawn experiment's replicates differ by Monte Carlo alone.
+    The search floor is the
     lowest threshold in use unless pinned. No sweep unless one is given (``sweep=sweeps()``).
     """
     deps = draw(_as_strategy(deployments) if deployments is not None
