@@ -41,8 +41,6 @@ import tomli_w
 
 from . import records as rec
 from .checks import _lopo_one, false_given_alerts, headline, period_checks
-from .config import ScoreParameters
-from .groups import ETHNICITIES
 from .inference import (
     MCMC_BURN,
     MCMC_EXTEND,
@@ -62,7 +60,6 @@ from .inference import (
 )
 from .likelihood import (
     ACCOUNTS,
-    ANCHOR_Z,
     ENTRY_EFFECT_SD,
     FIELD_SHIFT_PRIOR_SD,
     GENUINE_SD,
@@ -349,18 +346,3 @@ def run(out: str | Path, seed: int = SEED, reduced: bool = False, workers: int =
     toml_path, npz_path = write_posterior(result, Path(out) / "posterior.toml", command)
     return toml_path, npz_path, time.perf_counter() - t0
 
-
-# -- shims for sim.posterior (removed once sim.posterior stops using them) ----------------------
-
-BOUNDS = [(-3.0, 3.0), (np.log(0.03), np.log(2.0)), (-3.0, 5.0), (0.0, 1.0), (-0.5, 1.0)]
-
-
-def with_free(base: ScoreParameters, x: np.ndarray) -> ScoreParameters:
-    """``base`` with (anchor, log impostor_sd, genuine_location, minority shift, same-ethnicity
-    shift) set from ``x`` (the old MAP fit's vector; removed once sim.posterior stops using it)."""
-    delta = float(x[3])
-    sd = float(np.exp(x[1]))
-    return base.model_copy(update={
-        "impostor_location": float(x[0]) - ANCHOR_Z * sd, "impostor_sd": sd, "genuine_location": float(x[2]),
-        "probe_ethnicity_shift": {e: delta * MINORITY_PATTERN[e] for e in ETHNICITIES},
-        "same_ethnicity_shift": float(x[4])})
