@@ -98,7 +98,7 @@ def poisson_agreement(kind: str, threshold: float, replicates: int, at_least: fl
 @pytest.mark.slow
 def test_monte_carlo_false_alerts_agree_with_exact_expectation():
     # at 0.56 this crowd gives a few hundred false alerts per replicate: enough for a sharp test
-    poisson_agreement("false", 0.56, replicates=4, at_least=200)
+    poisson_agreement("false", 0.56, replicates=10, at_least=200)
 
 
 def test_true_alerts_agree_with_exact_expectation():
