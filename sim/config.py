@@ -35,6 +35,8 @@ from pydantic import (
 
 from . import data as shipped
 from .errors import ConfigError, all_paths, format_errors, shown
+from .grid import PERIODS as CALIBRATION_PERIODS
+from .grid import read_grid, resolve_path
 from .groups import ETHNICITIES
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -108,6 +110,7 @@ def _listed(values: dict[str, float]) -> str:
 
 
 EthnicityShares = dict[str, Probability]
+Share = Annotated[float, Field(ge=0.0, le=0.5, allow_inf_nan=False)]
 
 
 # An experiment's name is an identifier: it names the default results folder, results/NAME, so
@@ -140,6 +143,17 @@ class Deployment(Frozen):
     (passers an hour: one rate or an hourly profile spread evenly over the deployment) or
     ``recorded_faces``, the faces a force's record says the cameras saw, turned into passers by
     ``crowd.faces_per_passer`` (the calibrated counting factor by default).
+
+    A deployment may carry its own operating point: ``watchlist_size`` entries (a list of the
+    programme's make-up, ``watchlist.size`` when left out) and ``threshold`` (``matcher.threshold``
+    when left out); a sweep over ``matcher.threshold`` or ``watchlist.size`` overrides every
+    deployment's value. What its record counted: ``counting_regime`` (one of the records'
+    regimes, or a probability for each, drawn per replicate), whose calibrated factor turns its
+    ``recorded_faces`` into passers, or ``faces_per_passer`` given outright. ``period`` names the
+    calibration period (threshold x calendar) the deployment belongs to, so that its watchlisted
+    share carries that period's estimated effect rather than a new period's; or
+    ``watchlisted_per_passer`` gives the share outright (at the crowd's reference size and 1,000
+    passers an hour). Left out, each comes from the crowd's settings.
     """
 
     site: str = Field(min_length=1)
@@ -153,6 +167,26 @@ class Deployment(Frozen):
     recorded_faces: float | None = Field(default=None, ge=0.0, le=1e9, allow_inf_nan=False)
     capture_rate: Probability = 1.0
     ethnicity_shares: EthnicityShares | None = None
+    watchlist_size: int | None = Field(default=None, gt=0, le=MAX_WATCHLIST)
+    threshold: Score | None = None
+    counting_regime: Literal[COUNTING_REGIMES] | dict[str, Probability] | None = None  # type: ignore[valid-type]
+    faces_per_passer: float | None = Field(default=None, gt=0.0, le=1000.0, allow_inf_nan=False)
+    period: Literal[CALIBRATION_PERIODS] | None = None  # type: ignore[valid-type]
+    watchlisted_per_passer: Share | None = None
+
+    @field_validator("counting_regime")
+    @classmethod
+    def _regime_probabilities(cls, v):
+        if not isinstance(v, dict):
+            return v
+        unknown = sorted(set(v) - set(COUNTING_REGIMES))
+        if unknown:
+            allowed = ", ".join(map(repr, COUNTING_REGIMES))
+            raise ValueError(f"keys must be among {allowed}, got {unknown[0]!r}")
+        total = sum(v.values())
+        if not math.isclose(total, 1.0, abs_tol=1e-6):
+            raise ValueError(f"probabilities must sum to 1, got {total:.6g} ({_listed(v)})")
+        return v
 
     @model_validator(mode="after")
     def _one_crowd_size(self):
@@ -238,10 +272,19 @@ class ProgrammeGenerator(Frozen):
 
 
 class Programme(Frozen):
-    """The deployments of one experiment: an explicit list or a generator, not both."""
+    """The deployments of one experiment: an explicit list, a grid file, or a generator.
+
+    ``grid = "path.csv"`` (relative to the experiment file) reads a deployment grid in the column
+    format of the Met's records (``sim.grid``): each row it can simulate becomes one deployment,
+    with its own date, place, duration, recorded faces, watchlist size, threshold, counting
+    regime and period. The resolved experiment writes those deployments out, with the file's
+    digest ``grid_sha256``, so a re-run never reads the file again.
+    """
 
     deployments: list[Deployment] = Field(default_factory=list, max_length=100_000)
     generator: ProgrammeGenerator | None = None
+    grid: str = ""
+    grid_sha256: str = ""
 
     @model_validator(mode="after")
     def _one_source(self):
@@ -252,7 +295,6 @@ class Programme(Frozen):
         return self
 
 
-Share = Annotated[float, Field(ge=0.0, le=0.5, allow_inf_nan=False)]
 Elasticity = Annotated[float, Field(ge=-3.0, le=3.0, allow_inf_nan=False)]
 Dispersion = Annotated[float, Field(ge=0.0, le=100.0, allow_inf_nan=False)]
 PeriodSd = Annotated[float, Field(ge=0.0, le=5.0, allow_inf_nan=False)]
@@ -672,12 +714,42 @@ class Experiment(Frozen):
         return from_dict(data, base_dir)
 
     def with_values(self, values: dict[str, Any]) -> Experiment:
-        """A copy with dotted-path settings replaced (one sweep cell), validated again."""
+        """A copy with dotted-path settings replaced (one sweep cell), validated again.
+
+        A sweep over ``matcher.threshold`` or ``watchlist.size`` (in ``values`` or in the
+        experiment's own sweep) sets every deployment's: their own values are dropped.
+        """
         data = self.to_dict()   # every score parameter written out: the named file is not re-read
         for path, value in values.items():
             _set_path(data, path, value)
+        _drop_overridden(data, set(values) | set(self.sweep.parameters))
         data.pop("sweep", None)
         return from_dict(data)
+
+    def swept(self, path: str) -> bool:
+        return path in self.sweep.parameters
+
+    @model_validator(mode="after")
+    def _deployments_above_floor(self):
+        if self.swept("matcher.threshold"):
+            return self
+        floor = self.matcher.score_floor
+        for i, d in enumerate(self.programme.deployments):
+            if d.threshold is not None and d.threshold < floor:
+                raise ValueError(f"programme.deployments.{i}.threshold: must be >= matcher.score_floor "
+                                 f"({floor}), got {d.threshold}; lower score_floor to search below it")
+        return self
+
+
+# sweeps that set every deployment's own value: setting -> the deployment's field
+DEPLOYMENT_OVERRIDES = {"matcher.threshold": "threshold", "watchlist.size": "watchlist_size"}
+
+
+def _drop_overridden(data: dict[str, Any], swept: set[str]) -> None:
+    for path, key in DEPLOYMENT_OVERRIDES.items():
+        if path in swept:
+            for d in data.get("programme", {}).get("deployments", []):
+                d.pop(key, None)
 
 
 def _set_path(data: dict[str, Any], path: str, value: Any) -> None:
@@ -718,8 +790,8 @@ def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
         candidates = [base, *swept]
     elif isinstance(swept, dict):
         candidates = [base, swept.get("start"), swept.get("stop")]  # a reversed range is refused by name
-    else:
-        candidates = [base]
+    else:   # deployments at their own thresholds (a sweep would override them)
+        candidates = [base, *_deployment_thresholds(data)]
     # only what could be a threshold counts; anything else is refused by validation, by name
     thresholds = [float(v) for v in candidates
                   if isinstance(v, (int, float)) and not isinstance(v, bool) and 0.0 <= v <= 1.0]
@@ -729,10 +801,44 @@ def _resolve_floor(data: dict[str, Any]) -> dict[str, Any]:
     return {**data, "matcher": {**rest, "score_floor": min(thresholds)}}
 
 
+def _deployment_thresholds(data: dict[str, Any]) -> list[Any]:
+    programme = data.get("programme")
+    deployments = programme.get("deployments") if isinstance(programme, dict) else None
+    if not isinstance(deployments, list):
+        return []
+    return [d.get("threshold") for d in deployments if isinstance(d, dict) and d.get("threshold") is not None]
+
+
+def _expand_grid(data: dict[str, Any], base_dir: Path | None) -> dict[str, Any]:
+    """``programme.grid``: the grid file's deployments in place (``sim.grid``), with its digest.
+
+    A programme that already holds the grid's digest is a resolved experiment: its deployments
+    are the grid's, and the file is not read again.
+    """
+    programme = data.get("programme")
+    if not isinstance(programme, dict) or not programme.get("grid") or programme.get("grid_sha256"):
+        return data
+    name = programme["grid"]
+    if not isinstance(name, str):
+        return data   # refused by validation, by name
+    if programme.get("deployments") or programme.get("generator"):
+        raise ConfigError(["programme.grid: give either grid, [[programme.deployments]] or "
+                           "[programme.generator], got more than one"])
+    try:
+        grid = read_grid(resolve_path(name, base_dir))
+    except ConfigError as exc:
+        raise ConfigError([f"programme.grid: {p}" for p in exc.problems]) from None
+    if not grid.simulated:
+        raise ConfigError([f"programme.grid: {name} has no row with both faces_seen and a duration "
+                           "published; there is nothing to simulate"])
+    return {**data, "programme": {**programme, "deployments": grid.deployments(), "grid_sha256": grid.sha256}}
+
+
 def from_dict(data: dict[str, Any], base_dir: Path | None = None) -> Experiment:
     """Validate plain data into an Experiment, or raise ConfigError listing every problem."""
     if not isinstance(data, dict):
         raise ConfigError(["experiment: expected a table of sections"])
+    data = _expand_grid(data, base_dir)
     data = _resolve_floor(data)
     try:
         experiment = Experiment.model_validate(data, context={"base_dir": base_dir})

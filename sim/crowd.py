@@ -48,6 +48,11 @@ class Site:
     footfall_profile: np.ndarray      # passers per hour in equal slices of the deployment
     capture_rate: float
     ethnicity_shares: np.ndarray      # over ETHNICITIES
+    # the deployment's own operating point and counting, where it sets them (else the programme's)
+    watchlist_size: int | None = None
+    threshold: float | None = None
+    faces_per_passer: float | None = None
+    watchlisted_per_passer: float | None = None
 
     @property
     def duration_seconds(self) -> float:
@@ -109,10 +114,18 @@ def faces_per_passer(crowd: Crowd) -> float:
     return crowd.frames_per_passer if crowd.faces_per_passer == "frames" else float(crowd.faces_per_passer)
 
 
+def deployment_faces_per_passer(deployment: Deployment, crowd: Crowd) -> float:
+    """Recorded faces per passer at a deployment: its own counting factor, else the crowd's."""
+    if deployment.faces_per_passer is not None:
+        return deployment.faces_per_passer
+    return faces_per_passer(crowd)
+
+
 def footfall_profile(deployment: Deployment, crowd: Crowd) -> np.ndarray:
     """Passers an hour over a deployment: its footfall, or its recorded faces turned into passers."""
     if deployment.recorded_faces is not None:
-        rate = deployment.recorded_faces / faces_per_passer(crowd) / deployment.duration_hours
+        passers = deployment.recorded_faces / deployment_faces_per_passer(deployment, crowd)
+        rate = passers / deployment.duration_hours
         return np.array([rate])
     return np.atleast_1d(np.asarray(deployment.footfall_per_hour, dtype=float))
 
@@ -132,7 +145,9 @@ def realise_programme(programme: Programme, crowd: Crowd, rng: np.random.Generat
                      footfall_profile=footfall_profile(d, crowd),
                      capture_rate=d.capture_rate,
                      ethnicity_shares=(ethnicity_array(d.ethnicity_shares) if d.ethnicity_shares
-                                       else place_shares(d.ward_code, d.borough)))
+                                       else place_shares(d.ward_code, d.borough)),
+                     watchlist_size=d.watchlist_size, threshold=d.threshold,
+                     faces_per_passer=d.faces_per_passer, watchlisted_per_passer=d.watchlisted_per_passer)
                 for i, d in enumerate(programme.deployments)]
     gen = programme.generator
     assert gen is not None
@@ -173,16 +188,34 @@ def frames_distribution(crowd: Crowd) -> tuple[np.ndarray, np.ndarray]:
 
 
 def watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], watchlist_size: int,
-                            watchlist_shares: np.ndarray) -> np.ndarray:
+                            watchlist_shares: np.ndarray, per_passer: float | None = None) -> np.ndarray:
     """P(a passer of each group is on the watchlist) at a site of 1,000 passers an hour, before
-    deployment effects: see ``sim.config.Crowd``."""
-    if crowd.watchlisted_per_passer == CALIBRATED:
-        raise ValueError("crowd.watchlisted_per_passer comes from the posterior; resolve the experiment "
-                         "for a replicate first (sim.draws.resolve)")
+    deployment effects: see ``sim.config.Crowd``. ``per_passer`` replaces the crowd's
+    ``watchlisted_per_passer`` (a deployment's own share)."""
+    if per_passer is None:
+        if crowd.watchlisted_per_passer == CALIBRATED:
+            raise ValueError("crowd.watchlisted_per_passer comes from the posterior; resolve the experiment "
+                             "for a replicate first (sim.draws.resolve)")
+        per_passer = float(crowd.watchlisted_per_passer)
     london = shipped.london_shares()
     population = np.array([POPULATION_FEMALE_SHARE * london[g.ethnicity] for g in groups])
     scale = (watchlist_size / crowd.prevalence_reference_size) ** crowd.prevalence_elasticity
-    return crowd.watchlisted_per_passer * scale * watchlist_shares / population
+    return per_passer * scale * watchlist_shares / population
+
+
+def site_watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], sites: list[Site],
+                                 watchlist_size: int, watchlist_shares: np.ndarray,
+                                 base: np.ndarray) -> np.ndarray:
+    """P(watchlisted) per (deployment, group) before deployment effects: ``base`` (the programme's
+    list size and share), or, at a deployment with its own list size or share, that deployment's.
+
+    A longer list puts more passers on it (``crowd.prevalence_elasticity``), as between
+    programmes."""
+    rows = [base if s.watchlist_size is None and s.watchlisted_per_passer is None
+            else watchlisted_probability(crowd, groups, s.watchlist_size or watchlist_size, watchlist_shares,
+                                         s.watchlisted_per_passer)
+            for s in sites]
+    return np.array(rows).reshape(len(sites), len(groups))
 
 
 def footfall_factor(sites: list[Site], elasticity: float) -> np.ndarray:
@@ -195,8 +228,9 @@ def footfall_factor(sites: list[Site], elasticity: float) -> np.ndarray:
 
 def deployment_watchlisted(crowd: Crowd, sites: list[Site], base: np.ndarray,
                            rng: np.random.Generator) -> np.ndarray:
-    """P(watchlisted) per (deployment, group): the base share times each deployment's footfall
-    factor and gamma effect (mean 1, variance ``crowd.watchlisted_dispersion``), at most 0.5."""
+    """P(watchlisted) per (deployment, group): the base share (per group, or per deployment and
+    group) times each deployment's footfall factor and gamma effect (mean 1, variance
+    ``crowd.watchlisted_dispersion``), at most 0.5."""
     for name in ("footfall_elasticity", "watchlisted_dispersion"):
         if getattr(crowd, name) == CALIBRATED:
             raise ValueError(f"crowd.{name} comes from the posterior; resolve the experiment "
@@ -205,7 +239,8 @@ def deployment_watchlisted(crowd: Crowd, sites: list[Site], base: np.ndarray,
     phi = float(crowd.watchlisted_dispersion)
     if phi > 0 and len(sites):
         factor = factor * rng.gamma(1.0 / phi, phi, size=len(sites))
-    return np.clip(factor[:, None] * base[None, :], 0.0, 0.5)
+    base = base[None, :] if base.ndim == 1 else base
+    return np.clip(factor[:, None] * base, 0.0, 0.5)
 
 
 def watchlist_group_shares(female_share: float, ethnicity_shares: dict[str, float] | str,

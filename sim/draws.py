@@ -17,7 +17,14 @@ by the draw's number; a setting the experiment gives explicitly is kept as given
 
 The period effect: the calibration puts a log-normal effect ``exp(period_sd * z)`` on the
 watchlisted share of each period of the records. A forward programme is a new period, so each
-replicate draws its own ``z ~ N(0, 1)``.
+replicate draws its own ``z ~ N(0, 1)``. A deployment that names its calibration ``period`` (a
+replay of the records) takes that period's estimated effect from the draw instead, as its own
+``watchlisted_per_passer``.
+
+A deployment's counting regime turns its recorded faces into passers: with a calibrated counting
+factor, each deployment that names a ``counting_regime`` gets that regime's factor from the draw
+as its own ``faces_per_passer``; one that gives a probability for each regime has its regime
+drawn per replicate, from the same stream, after the draw and the period effect.
 """
 
 from __future__ import annotations
@@ -38,6 +45,7 @@ from .config import (
     ScoreParameters,
     from_dict,
 )
+from .grid import PERIODS, REGIMES
 from .groups import ETHNICITIES
 from .seeds import STAGE_POSTERIOR, stream
 
@@ -76,6 +84,26 @@ def draw_index(seed: int, replicate: int) -> tuple[int, float]:
     """The posterior draw replicate ``replicate`` uses, and its period effect's standard normal z."""
     rng = stream(seed, replicate, 0, STAGE_POSTERIOR)
     return int(rng.integers(draw_count())), float(rng.standard_normal())
+
+
+def drawn_regimes(experiment: Experiment, seed: int, replicate: int) -> list[str | None]:
+    """Each deployment's counting regime in replicate ``replicate``: the one it names, one drawn
+    from the probabilities it gives (a uniform each, after the draw and z), or None."""
+    given = [d.counting_regime for d in experiment.programme.deployments]
+    if not any(isinstance(r, dict) for r in given):
+        return [r if isinstance(r, str) else None for r in given]
+    rng = stream(seed, replicate, 0, STAGE_POSTERIOR)
+    rng.integers(draw_count()), rng.standard_normal()     # the draw and z come first
+    u = rng.random(len(given))
+    out: list[str | None] = []
+    for r, ui in zip(given, u, strict=True):
+        if not isinstance(r, dict):
+            out.append(r)
+            continue
+        names = [k for k in REGIMES if r.get(k, 0.0) > 0]
+        cdf = np.cumsum([r[k] for k in names])
+        out.append(names[min(int(np.searchsorted(cdf / cdf[-1], ui, side="right")), len(names) - 1)])
+    return out
 
 
 def score_values(values: dict[str, float]) -> dict[str, Any]:
@@ -128,14 +156,18 @@ def comparison_draws(count: int) -> np.ndarray:
     return order[:min(count, len(order))]
 
 
-def resolved_values(experiment: Experiment, values: dict[str, float], z: float) -> dict[str, Any]:
+def resolved_values(experiment: Experiment, values: dict[str, float], z: float,
+                    regimes: list[str | None] | None = None) -> dict[str, Any]:
     """The experiment's settings as plain data with every ``"calibrated"`` value taken from ``values``.
 
     ``z`` is the replicate's period effect (a standard normal), applied to a calibrated
-    watchlisted share only.
+    watchlisted share only; a deployment of a calibration period takes that period's effect.
+    ``regimes`` are the deployments' counting regimes this replicate (``drawn_regimes``; by
+    default those they name, a probability table left as it is).
     """
     data = experiment.to_dict()
     crowd = data["crowd"]
+    deployments = data["programme"].get("deployments", [])
     if crowd["watchlisted_per_passer"] == CALIBRATED:
         sd = values["period_sd"] if crowd["period_sd"] == CALIBRATED else float(crowd["period_sd"])
         # the posterior's share is quoted at REFERENCE_WATCHLIST_SIZE entries; restated at the
@@ -144,6 +176,17 @@ def resolved_values(experiment: Experiment, values: dict[str, float], z: float) 
         restated = (crowd["prevalence_reference_size"] / REFERENCE_WATCHLIST_SIZE) ** elasticity
         share = values["watchlisted_per_passer"] * restated * math.exp(sd * z)
         crowd["watchlisted_per_passer"] = min(share, 0.5)
+        for d in deployments:
+            if d.get("period") and "watchlisted_per_passer" not in d:
+                z_period = values[f"period_z_{PERIODS.index(d['period'])}"]
+                d["watchlisted_per_passer"] = min(values["watchlisted_per_passer"] * restated
+                                                  * math.exp(sd * z_period), 0.5)
+    if crowd["faces_per_passer"] == CALIBRATED:
+        regimes = regimes if regimes is not None else [d.get("counting_regime") for d in deployments]
+        for d, regime in zip(deployments, regimes, strict=True):
+            if isinstance(regime, str):
+                d["counting_regime"] = regime
+                d.setdefault("faces_per_passer", counting_factor(values, regime))
     for name, key in (("footfall_elasticity", "footfall_elasticity"), ("watchlisted_dispersion", "phi_true"),
                       ("period_sd", "period_sd")):
         if crowd[name] == CALIBRATED:
@@ -167,7 +210,7 @@ def resolve(experiment: Experiment, replicate: int, seed: int | None = None) -> 
         return experiment
     seed = experiment.experiment.seed if seed is None else seed
     index, z = draw_index(seed, replicate)
-    return from_dict(resolved_values(experiment, draw(index), z))
+    return from_dict(resolved_values(experiment, draw(index), z, drawn_regimes(experiment, seed, replicate)))
 
 
 

@@ -31,7 +31,9 @@ rows (2024-01-10 Westminster, 2024-10-09 Stratford and Hammersmith) the publishe
 less than confirmed + unconfirmed true alerts; the published total is taken as authoritative
 there (``true_alerts = alerts_total - false_alerts``) and the row is flagged in ``quirks``.
 
-Only numpy, csv and the standard library are used. The data are read from the installed package
+The grid's column format, the periods and regimes, and the faces-per-hour mixture are
+``sim.grid``'s (any force's grid is read there); this module is the Met's shipped records. Only
+numpy, csv and the standard library are used. The data are read from the installed package
 (``sim.data.path``); the vocabulary (``ETHNICITIES``, ``SEXES``, ``GROUPS``: sex slowest, female
 first) is ``sim.groups``'.
 """
@@ -48,14 +50,15 @@ import numpy as np
 
 from . import data as shipped
 from . import groups
+from .grid import PERIODS, REGIMES, SWITCH_DATE, RegimeMixture, fit_regime_mixture
+from .grid import count as _count
+from .grid import hours as _hours
+from .grid import number as _num
 from .groups import ETHNICITIES, GROUP_NAMES, SEXES
 
 GROUPS = GROUP_NAMES
-__all__ = ["ETHNICITIES", "SEXES", "GROUPS", "PERIODS", "REGIMES", "Record", "load", "fit_rows",
-           "footfall_rows"]
-PERIODS = ("2023 at 0.60", "Jan-Jun 2024 at 0.60", "Jul 2024 at 0.62", "Jul-Dec 2024 at 0.64")
-REGIMES = ("2023", "2024 low count", "2024 high count")
-SWITCH_DATE = "2024-07-25"          # first 0.64 deployment; mixing weights differ either side
+__all__ = ["ETHNICITIES", "SEXES", "GROUPS", "PERIODS", "REGIMES", "SWITCH_DATE", "Record", "RegimeMixture",
+           "fit_regime_mixture", "load", "fit_rows", "footfall_rows"]
 RECORDS_FILE = "met_lfr_deployments_2020_2024.csv"
 CENSUS_FILE = "london_ward_ethnicity_census2021.csv"
 
@@ -118,21 +121,6 @@ def group_shares(ethnicity_shares: np.ndarray, female_share: float = 0.5) -> np.
     return groups.group_shares(female_share, np.asarray(ethnicity_shares, dtype=float))
 
 
-def _num(v: str | None) -> float:
-    return float(v) if v not in ("", None) else float("nan")
-
-
-def _count(v: str | None) -> int:
-    return int(round(float(v))) if v not in ("", None) else 0
-
-
-def _hours(v: str | None) -> float:
-    if not v:
-        return float("nan")
-    h, m, s = (int(p) for p in v.split(":"))
-    return h + m / 60 + s / 3600
-
-
 def period_of(date: str, threshold: float) -> str:
     """The row's period (threshold x calendar), or "" where no threshold was published."""
     if not math.isfinite(threshold):
@@ -162,59 +150,7 @@ def london_ethnicity_shares(directory: str | None = None) -> tuple[float, ...]:
     return tuple(totals[e] / s for e in ETHNICITIES)
 
 
-# -- counting regime from faces per hour -----------------------------------------------------
-
-@dataclass(frozen=True)
-class RegimeMixture:
-    """Two lognormal components of 2024 faces per hour; ``weight_low`` per window."""
-
-    mean_low: float
-    sd_low: float
-    mean_high: float
-    sd_high: float
-    weight_low_before: float         # P(low) a priori, 2024-01-01 .. SWITCH_DATE (excl.)
-    weight_low_after: float          # P(low) a priori, from SWITCH_DATE
-    iterations: int
-
-    def p_low(self, log_fph: np.ndarray, after: np.ndarray) -> np.ndarray:
-        w = np.where(after, self.weight_low_after, self.weight_low_before)
-        a = w * _normal_pdf(log_fph, self.mean_low, self.sd_low)
-        b = (1.0 - w) * _normal_pdf(log_fph, self.mean_high, self.sd_high)
-        return a / (a + b)
-
-
-def _normal_pdf(x: np.ndarray, m: float, s: float) -> np.ndarray:
-    return np.exp(-0.5 * ((x - m) / s) ** 2) / (s * math.sqrt(2 * math.pi))
-
-
-def fit_regime_mixture(log_fph: np.ndarray, after: np.ndarray, tol: float = 1e-10,
-                       max_iter: int = 1000) -> RegimeMixture:
-    """EM for a two-component normal mixture of log faces per hour with window-specific weights.
-
-    Deterministic (fixed start: components at the 25th and 75th percentiles). Only faces and
-    durations enter: the alert counts never inform the regime.
-    """
-    x = np.asarray(log_fph, dtype=float)
-    after = np.asarray(after, dtype=bool)
-    m = RegimeMixture(float(np.quantile(x, 0.25)), float(np.std(x) / 2), float(np.quantile(x, 0.75)),
-                      float(np.std(x) / 2), 0.5, 0.5, 0)
-    prev = -np.inf
-    for it in range(1, max_iter + 1):
-        r = m.p_low(x, after)                                   # E step
-        w_b = float(r[~after].mean()) if (~after).any() else 0.5
-        w_a = float(r[after].mean()) if after.any() else 0.5
-        ml = float(np.sum(r * x) / r.sum())
-        mh = float(np.sum((1 - r) * x) / (1 - r).sum())
-        sl = float(np.sqrt(np.sum(r * (x - ml) ** 2) / r.sum()))
-        sh = float(np.sqrt(np.sum((1 - r) * (x - mh) ** 2) / (1 - r).sum()))
-        m = RegimeMixture(ml, max(sl, 1e-3), mh, max(sh, 1e-3), w_b, w_a, it)
-        w = np.where(after, w_a, w_b)
-        ll = float(np.sum(np.log(w * _normal_pdf(x, ml, m.sd_low) + (1 - w) * _normal_pdf(x, mh, m.sd_high))))
-        if ll - prev < tol:
-            break
-        prev = ll
-    return m
-
+# -- counting regime from faces per hour: ``sim.grid`` (RegimeMixture, fit_regime_mixture) ----------
 
 # -- parsing -----------------------------------------------------------------------------------
 

@@ -70,21 +70,38 @@ PROGRAMME_METRICS = ("deployments", "officer_utilisation", "operator_utilisation
 IMPLIED_THRESHOLD_GRID = (0.30, 0.999, 1400)
 
 
+# what ``simulate_replicate(..., by_deployment=True)`` counts per deployment, besides its passers
+# and recorded faces
+DEPLOYMENT_METRICS = ("alerts", "true_alerts", "false_alerts", "operator_rejected", "lost_alerts",
+                      "engagements", "arrests", "other_disposals", "no_action", "wrongful_stops",
+                      "wrongful_arrests")
+
+
 def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Sequence[float],
-                       seed: int | None = None) -> dict[float, dict[str, np.ndarray | float]]:
+                       seed: int | None = None, by_deployment: bool = False
+                       ) -> dict[float, dict[str, np.ndarray | float]]:
     """Simulate one replicate; for each threshold, metrics by group (arrays) and programme-wide.
 
     The replicate runs with its own posterior draw in place of every ``"calibrated"`` setting
-    (``sim.draws.resolve``).
+    (``sim.draws.resolve``). A deployment with its own threshold alerts at it, whatever the
+    threshold asked for (a sweep over ``matcher.threshold`` has already dropped them: see
+    ``Experiment.with_values``); one with its own list size searches a list of that size.
+    ``by_deployment`` adds, per threshold, ``"deployments"``: each deployment's passers, recorded
+    faces and ``DEPLOYMENT_METRICS``, arrays in programme order.
     """
     seed = experiment.experiment.seed if seed is None else seed
     experiment = resolve(experiment, replicate, seed)
-    if min(thresholds) < experiment.matcher.score_floor:
+    own = [d.threshold for d in experiment.programme.deployments if d.threshold is not None]
+    if min([*thresholds, *own]) < experiment.matcher.score_floor:
         raise ValueError(f"thresholds below matcher.score_floor ({experiment.matcher.score_floor}) "
                          "would miss passers the search never scored")
     search = search_deployments(experiment, prepare_search(experiment, replicate, seed), replicate, seed)
     n_groups = len(search.setup.model.groups)
     sites, table, cands = search.setup.sites, search.setup.table, search.flat
+    # each deployment's own latent threshold (nan: the one asked for)
+    own_latent = np.array([np.nan if s.threshold is None else float(to_latent(s.threshold)) for s in sites])
+    own_vendor = np.array([np.nan if s.threshold is None else s.threshold for s in sites])
+    uniform = not np.isfinite(own_latent).any() and search.setup.uniform_lists
     review = experiment.review
     n = len(cands.best)
     deployment = np.repeat(np.arange(len(sites)), np.diff(search.bounds))
@@ -97,9 +114,12 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
     fates = draw_fates(candidates, review)
     nonmated_cells, mated_cells = search.nonmated_cells, search.mated_cells
     nonmated = sum(nonmated_cells.values(), np.zeros(n_groups, np.int64))
-    implied = _implied_threshold(experiment, table, nonmated_cells, search.faces.sum())
     latent = np.array([float(to_latent(t)) for t in thresholds])
-    exp_false, exp_true = _expectations(table, latent, nonmated_cells, mated_cells, n_groups)
+    if uniform:
+        implied = _implied_threshold(experiment, table, [(1.0, nonmated_cells)], search.faces.sum())
+        exp_false, exp_true = _expectations(table, latent, nonmated_cells, mated_cells, n_groups)
+    else:
+        implied, exp_false, exp_true = _class_expectations(experiment, search, latent, own_latent, n_groups)
     fixed = {"passers": search.passers.astype(float), "faces": search.faces.astype(float),
              "watchlisted_passers": search.watchlisted.astype(float),
              "nonmated_passers": nonmated.astype(float)}
@@ -115,7 +135,10 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
     results: dict[float, dict[str, np.ndarray | float]] = {}
     for j in np.argsort(latent, kind="stable"):
         threshold, t = float(thresholds[j]), latent[j]
-        hit = cands.best >= t
+        if np.isfinite(own_latent).any():
+            hit = cands.best >= np.where(np.isfinite(own_latent), own_latent, t)[deployment]
+        else:
+            hit = cands.best >= t
         per_day = np.bincount(deployment[hit], minlength=len(sites))
         if shared:
             changed = state.reviewed_alerts != per_day
@@ -123,7 +146,8 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
             day_fates = fates
         else:
             redo = per_day > 0
-            margin = to_vendor(cands.best) - threshold
+            at = np.where(np.isfinite(own_vendor), own_vendor, threshold)[deployment]
+            margin = to_vendor(cands.best) - at
             confirm = confirm_probability(review, Alerts(cands.seconds, cands.true_match, margin, uniforms))
             day_fates = replace(fates, confirmed=uniforms[:, U_CONFIRM] < confirm)
         if redo.any():
@@ -148,7 +172,51 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
             **_black_white(exp_false[j], fixed["faces"], black, white),
         }
         results[threshold] = {"counts": counts, "programme": programme}
+        if by_deployment:
+            results[threshold]["deployments"] = _per_deployment(search, state, hit, deployment)
     return {float(t): results[float(t)] for t in thresholds}
+
+
+def _per_deployment(search, state: _ReviewState, hit: np.ndarray, deployment: np.ndarray
+                    ) -> dict[str, np.ndarray]:
+    """Each deployment's passers, recorded faces and ``DEPLOYMENT_METRICS`` at one alert set."""
+    n_sites = len(search.sites)
+    rows = np.flatnonzero(hit)
+    out = {"passers": search.site_passers.astype(float), "faces": search.site_faces.astype(float)}
+    for name in DEPLOYMENT_METRICS:
+        k = COUNTED.index(name)
+        out[name] = np.bincount(deployment[rows], weights=state.columns[rows, k], minlength=n_sites)
+    return out
+
+
+def _class_expectations(experiment: Experiment, search, latent: np.ndarray, own_latent: np.ndarray,
+                        n_groups: int) -> tuple[float, np.ndarray, np.ndarray]:
+    """Implied threshold and exact expected false and true alerts (T, G) when deployments set their
+    own threshold or list size: the crowd of each class of deployments alike in both, at its own."""
+    table = search.setup.table
+    scales = search.setup.size_scales
+    own = np.where(np.isfinite(own_latent), own_latent, np.inf)   # inf: no threshold of its own
+    keys = sorted(set(zip(own.tolist(), scales.tolist(), strict=True)))
+    exp_false = np.zeros((len(latent), n_groups))
+    exp_true = np.zeros((len(latent), n_groups))
+    scaled_cells = []
+    for own_t, scale in keys:
+        members = (own == own_t) & (scales == scale)
+        nonmated = search.site_nonmated[members].sum(axis=0)                    # (G, M)
+        nonmated_cells: dict[float, np.ndarray] = {}
+        for m, k in enumerate(search.looks):
+            nonmated_cells[float(k)] = nonmated_cells.get(float(k), 0) + nonmated[:, m]
+        on_site = members[search.mated_site]
+        mated_cells = {float(k): np.bincount(search.mated_group[on_site & (search.mated_looks == k)],
+                                             minlength=n_groups).astype(np.int64)
+                       for k in np.unique(search.mated_looks[on_site])}
+        t = latent if not np.isfinite(own_t) else np.full(len(latent), own_t)
+        f, tr = _expectations(table, t, nonmated_cells, mated_cells, n_groups, scale)
+        exp_false += f
+        exp_true += tr
+        scaled_cells.append((scale, nonmated_cells))
+    implied = _implied_threshold(experiment, table, scaled_cells, search.faces.sum())
+    return implied, exp_false, exp_true
 
 
 class _ReviewState:
@@ -266,24 +334,28 @@ def _mean(values: np.ndarray) -> float:
 
 
 def _expectations(table: SearchTable, t: np.ndarray, nonmated_cells: dict[float, np.ndarray],
-                  mated_cells: dict[float, np.ndarray], n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+                  mated_cells: dict[float, np.ndarray], n_groups: int, scale: float = 1.0
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Exact expected false and true alerts per group at latent thresholds ``t``, shape (T, G),
-    given the crowd that was drawn."""
+    given the crowd that was drawn (searching a list ``scale`` times the table's)."""
     exp_false = np.zeros((len(t), n_groups))
     exp_true = np.zeros((len(t), n_groups))
     for k, counts in nonmated_cells.items():
         for g in np.flatnonzero(counts):
-            exp_false[:, g] += counts[g] * table.impostor_sf(int(g), t, k)
+            exp_false[:, g] += counts[g] * table.impostor_sf(int(g), t, k * scale if scale != 1.0 else k)
     for k, counts in mated_cells.items():
         for g in np.flatnonzero(counts):
-            p_true, p_false = table.mated_alert_curves(int(g), t, k)
+            p_true, p_false = (table.mated_alert_curves(int(g), t, k) if scale == 1.0
+                               else table.mated_alert_curves(int(g), t, k, scale))
             exp_true[:, g] += counts[g] * p_true
             exp_false[:, g] += counts[g] * p_false
     return exp_false, exp_true
 
 
-def _implied_threshold(experiment: Experiment, table: SearchTable, nonmated_cells, faces: float) -> float:
-    """The threshold at which this crowd's expected false alerts per reported face match the report."""
+def _implied_threshold(experiment: Experiment, table: SearchTable, scaled_cells, faces: float) -> float:
+    """The threshold at which this crowd's expected false alerts per reported face match the report.
+
+    ``scaled_cells``: (list size over the table's, non-watchlisted passers per looks and group)."""
     cmp_ = experiment.comparison
     if cmp_ is None or faces <= 0:
         return float("nan")
@@ -291,9 +363,10 @@ def _implied_threshold(experiment: Experiment, table: SearchTable, nonmated_cell
     grid = np.linspace(*IMPLIED_THRESHOLD_GRID)
     lat = to_latent(grid)
     expected = np.zeros_like(grid)
-    for k, counts in nonmated_cells.items():
-        for g in np.flatnonzero(counts):
-            expected += counts[g] * table.impostor_sf(int(g), lat, k)
+    for scale, nonmated_cells in scaled_cells:
+        for k, counts in nonmated_cells.items():
+            for g in np.flatnonzero(counts):
+                expected += counts[g] * table.impostor_sf(int(g), lat, k * scale if scale != 1.0 else k)
     rate = expected / faces
     above = rate <= target
     if not above.any():

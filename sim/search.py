@@ -49,6 +49,7 @@ from .crowd import (
     faces_per_passer,
     frames_distribution,
     realise_programme,
+    site_watchlisted_probability,
     watchlist_group_shares,
     watchlisted_probability,
 )
@@ -512,6 +513,19 @@ class SearchSetup:
     frames: tuple[np.ndarray, np.ndarray]
     watchlisted_probability: np.ndarray     # P(watchlisted) per group at 1,000 passers an hour, before
                                             # each deployment's footfall factor and gamma effect
+    watchlist_shares: np.ndarray | None = None   # the list's share of each group
+
+    @property
+    def size_scales(self) -> np.ndarray:
+        """Per deployment, its list's size over the table's: a list of the same make-up and
+        ``c`` times the size has exactly ``c`` times the hazard."""
+        n = self.watchlist.size
+        return np.array([1.0 if s.watchlist_size is None else s.watchlist_size / n for s in self.sites])
+
+    @property
+    def uniform_lists(self) -> bool:
+        """Every deployment searches the programme's list (no deployment sets its own size)."""
+        return all(s.watchlist_size is None for s in self.sites)
 
 
 @dataclass
@@ -526,6 +540,16 @@ class Search:
     mated_cells: dict[float, np.ndarray]        # looks -> watchlisted passers per group
     flat: Candidates                            # every deployment's candidates, deployment by deployment
     bounds: np.ndarray                          # deployment d's candidates are flat[bounds[d]:bounds[d + 1]]
+    # the same crowd per deployment: passers and recorded faces (D,), non-watchlisted passers per
+    # (deployment, group, frame count) with the looks of each frame count, and every watchlisted
+    # passer's deployment, group and looks
+    site_passers: np.ndarray | None = None
+    site_faces: np.ndarray | None = None
+    site_nonmated: np.ndarray | None = None
+    looks: np.ndarray | None = None
+    mated_site: np.ndarray | None = None
+    mated_group: np.ndarray | None = None
+    mated_looks: np.ndarray | None = None
 
     @property
     def candidates(self) -> list[tuple[Site, Candidates]]:
@@ -552,7 +576,7 @@ def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchS
                                stream(seed, replicate, 0, STAGE_WATCHLIST))
     table = build_search_table(model, watchlist, float(to_latent(experiment.matcher.score_floor)))
     pi = watchlisted_probability(experiment.crowd, groups, experiment.watchlist.size, wl_shares)
-    return SearchSetup(sites, model, watchlist, table, frames_distribution(experiment.crowd), pi)
+    return SearchSetup(sites, model, watchlist, table, frames_distribution(experiment.crowd), pi, wl_shares)
 
 
 def _arrival_seconds(sites: list[Site], deployment: np.ndarray, rng: np.random.Generator) -> np.ndarray:
@@ -602,20 +626,35 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
     total = rng.poisson(expected)
     passers = rng.multinomial(total, shares) if n_sites else np.zeros((0, n_groups), np.int64)
     captured = rng.binomial(passers, capture[:, None])
-    watchlisted = deployment_watchlisted(crowd_settings, sites, setup.watchlisted_probability, rng)
+    base = setup.watchlisted_probability
+    if any(s.watchlist_size is not None or s.watchlisted_per_passer is not None for s in sites):
+        base = site_watchlisted_probability(crowd_settings, model.groups, sites, setup.watchlist.size,
+                                            setup.watchlist_shares, base)
+    watchlisted = deployment_watchlisted(crowd_settings, sites, base, rng)
     mated = rng.binomial(captured, watchlisted)
     if len(values) > 1:
         nonmated = rng.multinomial(captured - mated, pmf)                       # (D, G, M)
     else:
         nonmated = (captured - mated)[:, :, None]
     looks = effective_looks(values, crowd_settings.frame_correlation)
-    q = np.stack([table.floor_exceedance(k) for k in looks], axis=1)         # (G, M)
-    exceeders = rng.binomial(nonmated, q[None, :, :])
+    # a deployment's own list size scales its hazard: its looks count c times (sim.search's header)
+    scales = setup.size_scales
+    classes = [1.0] if setup.uniform_lists else sorted(set(scales.tolist()))
+    if setup.uniform_lists:
+        q = np.stack([table.floor_exceedance(k) for k in looks], axis=1)[None, :, :]     # (1, G, M)
+    else:
+        by_class = {c: np.stack([table.floor_exceedance(k * c) for k in looks], axis=1) for c in classes}
+        q = np.stack([by_class[c] for c in scales.tolist()])                           # (D, G, M)
+    exceeders = rng.binomial(nonmated, q)
     cells, cell_dep = [], []
     for g, m in zip(*np.nonzero(exceeders.sum(axis=0)), strict=True):
-        per_dep = exceeders[:, g, m]
-        cells.append((int(g), float(looks[m]), int(per_dep.sum())))
-        cell_dep.append(np.repeat(np.arange(n_sites), per_dep))
+        for c in classes:
+            per_dep = exceeders[:, g, m]
+            if not setup.uniform_lists:
+                per_dep = np.where(scales == c, per_dep, 0)
+            if setup.uniform_lists or per_dep.any():
+                cells.append((int(g), float(looks[m]) * c, int(per_dep.sum())))
+                cell_dep.append(np.repeat(np.arange(n_sites), per_dep))
     nm_group, _, nm_best = table.draw_exceeder_cells(cells, rng)
     nm_dep = np.concatenate(cell_dep) if cell_dep else np.empty(0, np.int64)
     m_dep = np.repeat(np.repeat(np.arange(n_sites), n_groups), mated.ravel())
@@ -628,7 +667,8 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
         m_frames = np.ones(len(m_group), dtype=np.int64)
     m_looks = effective_looks(m_frames, crowd_settings.frame_correlation)
     genuine = model.genuine_rvs(m_group, m_looks, rng)
-    impostor = table.draw_best_impostor(m_group, m_looks, rng)
+    impostor = table.draw_best_impostor(m_group, m_looks if setup.uniform_lists else m_looks * scales[m_dep],
+                                        rng)
     m_best = np.maximum(genuine, impostor)
     keep = m_best >= table.floor
     deployment = np.concatenate([nm_dep, m_dep[keep]]).astype(np.int64)
@@ -641,10 +681,19 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
     flat = Candidates(group[order], is_mated[order], true_match[order], scores[order], seconds[order])
     bounds = np.concatenate([[0], np.cumsum(np.bincount(deployment, minlength=n_sites))])
 
+    own_factor = [s.faces_per_passer is not None for s in sites]
     if crowd_settings.faces_per_passer == "frames":
+        site_faces = ((nonmated @ values).sum(axis=1)
+                      + np.bincount(m_dep, weights=m_frames, minlength=n_sites)).astype(float)
         faces = (nonmated @ values).sum(axis=0) + np.bincount(m_group, weights=m_frames, minlength=n_groups)
+    elif any(own_factor):    # each deployment's captured passers times its own counting factor
+        factor = np.array([s.faces_per_passer if s.faces_per_passer is not None
+                           else faces_per_passer(crowd_settings) for s in sites])
+        faces = (captured * factor[:, None]).sum(axis=0)
+        site_faces = captured.sum(axis=1) * factor
     else:     # recorded faces: captured passers times the counting factor
         faces = captured.sum(axis=0) * faces_per_passer(crowd_settings)
+        site_faces = captured.sum(axis=1) * faces_per_passer(crowd_settings)
     nonmated_cells: dict[float, np.ndarray] = {}
     per_column = nonmated.sum(axis=0).astype(np.int64)                     # (G, M)
     for m, k in enumerate(looks):     # frame counts with the same looks share a cell
@@ -653,4 +702,7 @@ def search_deployments(experiment: Experiment, setup: SearchSetup, replicate: in
     for k in np.unique(m_looks):
         mated_cells[float(k)] = np.bincount(m_group[m_looks == k], minlength=n_groups).astype(np.int64)
     return Search(setup, passers.sum(axis=0).astype(np.int64), faces.astype(float),
-                  mated.sum(axis=0).astype(np.int64), nonmated_cells, mated_cells, flat, bounds)
+                  mated.sum(axis=0).astype(np.int64), nonmated_cells, mated_cells, flat, bounds,
+                  site_passers=passers.sum(axis=1).astype(np.int64), site_faces=site_faces.astype(float),
+                  site_nonmated=nonmated.astype(np.int64), looks=np.asarray(looks, dtype=float),
+                  mated_site=m_dep, mated_group=m_group, mated_looks=m_looks)
