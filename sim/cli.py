@@ -35,6 +35,7 @@ from .config import ConfigError, load_experiment
 from .cost import check_cost
 from .explain import check_explain, write_explain
 from .explain import explain as explain_grid
+from .grid import read_grid
 from .metrics import compare
 from .pipeline import redraw_report, run_experiment
 from .results import ResultsError, differences, parquet_bytes, read_results
@@ -100,14 +101,18 @@ def _parser() -> argparse.ArgumentParser:
                                                              "depend on it)")
     cal.add_argument("--seed", type=int, default=calibrate.SEED, help=f"root seed (default {calibrate.SEED})")
 
-    rpl = sub.add_parser("replay", help="check the calibration against the Met's records, period by period")
+    rpl = sub.add_parser("replay",
+                         help="replay a deployment grid with the simulator, deployment by deployment")
+    rpl.add_argument("grid", type=Path, help="the grid, a CSV in the column format of the Met's records")
     rpl.add_argument("--draws", type=int, default=None,
-                     help="shipped posterior draws to use (default: all of them)")
-    rpl.add_argument("--page", type=Path, default=Path("docs/validation.md"),
-                     help="the validation page to write (default docs/validation.md; its figure "
-                          "goes to figures/ beside it)")
-    rpl.add_argument("--experiment-file", type=Path,
-                     help="also write the records as a runnable experiment to this file")
+                     help="posterior draws, one replicate each (default: sim.replay.DEFAULT_DRAWS, 100)")
+    rpl.add_argument("--out", type=Path, help="results folder (default results/replay_GRID)")
+    rpl.add_argument("--seed", type=int, default=None, help="root seed (default: sim.replay.SEED)")
+    rpl.add_argument("--workers", type=int, default=None,
+                     help=f"local processes (default: the CPUs, at most {MAX_DEFAULT_WORKERS})")
+    rpl.add_argument("--page", type=Path, help="also write the validation page from the replay "
+                                                "(docs/validation.md; its figures go to figures/ beside it)")
+    rpl.add_argument("--quiet", action="store_true", help="no progress bar")
 
     sen = sub.add_parser("sensitivity", help="Sobol or Morris indices of an experiment's [sensitivity]")
     sen.add_argument("experiment", type=Path)
@@ -470,13 +475,42 @@ def _read_toml(path: Path) -> dict:
 def _cmd_replay(args) -> int:
     if args.draws is not None and not 1 <= args.draws <= 100_000:
         return _fail(f"--draws: must be between 1 and 100000, got {args.draws}")
+    if args.seed is not None and not 0 <= args.seed < 2**63:
+        return _fail(f"--seed: must be between 0 and 2**63 - 1, got {args.seed}")
+    if args.workers is not None and args.workers < 1:
+        return _fail(f"--workers: must be >= 1, got {args.workers}")
+    out = args.out or replay.default_out(args.grid)
     try:
-        if args.experiment_file is not None:
-            replay.write_met_records_experiment(args.experiment_file)
-        replay.write_validation_page(args.page, draws=args.draws)
+        replay.check_out(out)
+        grid = read_grid(args.grid)
+        if not grid.simulated:
+            return _fail(f"{args.grid}: no row has both faces_seen and a duration published; "
+                         "nothing to replay")
+        draws = args.draws or replay.DEFAULT_DRAWS
+        seed = replay.SEED if args.seed is None else args.seed
+        _stop_on_sigterm()
+        with _ProgressBar("replicates", enabled=not args.quiet) as progress:
+            result = replay.replay(grid, draws, seed, _workers(args.workers), progress)
+        replay.write_replay(result, out)
+        if args.page is not None:
+            replay.write_validation_page(out, args.page)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    except replay.ReplayError as exc:
+        return _fail(_as_flags(exc))
+    except KeyboardInterrupt:
+        print("\ninterrupted: a replay folder is written whole or not at all", file=sys.stderr)
+        return EXIT_INTERRUPTED
     except OSError as exc:
-        return _fail(f"cannot write {exc.filename or args.page}: {exc.strerror or exc}")
-    print(f"validation page: {args.page}")
+        return _fail(f"--out: cannot write {exc.filename or out}: {exc.strerror or exc}")
+    kind = "forecast" if result.forecast else "replay"
+    print(f"{kind}: {out} ({len(grid.simulated)} deployments, {draws} draws, {result.seconds:.0f} s)")
+    if not result.forecast:
+        for name, c in result.result["coverage"].items():
+            print(f"  {name}: {c['in_50']:.0%} inside 50%, {c['in_95']:.0%} inside 95% "
+                  f"({c['deployments']} deployments)")
+    if args.page is not None:
+        print(f"validation page: {args.page}")
     return EXIT_OK
 
 
