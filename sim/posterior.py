@@ -21,7 +21,7 @@ import numpy as np
 
 from .config import Crowd, Experiment
 from .crowd import frames_distribution, watchlist_group_shares
-from .draws import comparison_draws, draw, faces_per_passer_for, score_parameters_for
+from .draws import comparison_draws, draw, faces_per_passer_for, posterior_draws, score_parameters_for
 from .groups import default_groups
 from .scores import ScoreModel, effective_looks, score_model, to_latent
 
@@ -51,8 +51,14 @@ def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float
     e = np.concatenate([x * fx.sd, x * fx.sd + fx.lamb_shift])
     we = np.concatenate([w * (1.0 - fx.lamb_share), w * fx.lamb_share])
     t = float(to_latent(threshold))
-    d = t - p[None, :, None, None] - model.impostor_location[:, None, :, None] - e[None, None, None, :]
-    per_entry = -model.noise.logcdf(d) @ we                              # (G, P, H)
+    # d[g, p, h, e] = t - p - location[g, h] - e depends on (g, h) only through the location, and
+    # groups share locations (a same-ethnicity pair is one value): the noise's logcdf, the cost
+    # here, is taken once per distinct location and spread back (the same numbers, elementwise)
+    location = model.impostor_location
+    distinct, where = np.unique(location, return_inverse=True)
+    d = t - p[:, None, None] - distinct[None, :, None] - e[None, None, :]      # (P, U, E)
+    logcdf = model.noise.logcdf(d)[:, where.reshape(location.shape)]          # (P, G, H, E)
+    per_entry = -np.ascontiguousarray(logcdf.transpose(1, 0, 2, 3)) @ we     # (G, P, H)
     hazard = size * per_entry @ np.asarray(watchlist_shares, dtype=float)  # (G, P)
     k = np.asarray(looks, dtype=float)[..., None, None]
     return -np.expm1(-k * hazard) @ w      # (G,), or (L, G) for an array of looks
@@ -98,7 +104,8 @@ def posterior_comparison(experiment: Experiment, nonmated_by_group: np.ndarray, 
     chosen = comparison_draws(draws)
     mu = expected_false_alerts(experiment, np.asarray(nonmated_by_group, dtype=float) / total, cmp_.faces,
                                chosen)
-    phi = np.array([draw(int(i)).get("phi_false", 0.0) for i in chosen])
+    values = posterior_draws()
+    phi = values["phi_false"][chosen] if "phi_false" in values else np.zeros(len(chosen))
     spans = max(deployments * cmp_.faces / faces, 1.0)
     rng = np.random.default_rng(PREDICTIVE_SEED)
     # the sum over `spans` deployments of gamma(1/phi, phi) effects, divided by `spans`

@@ -247,15 +247,19 @@ def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreMode
     mu[g, h] = base + probe shifts of g + entry shifts of h + same-sex and same-ethnicity shifts.
     """
     n = len(groups)
+    female = np.array([g.sex == "female" for g in groups])
+    sexes = np.array([g.sex for g in groups])
+    ethnicities = np.array([g.ethnicity for g in groups])
+    probe = np.array([params.probe_ethnicity_shift[g.ethnicity] + (params.probe_female_shift if f else 0.0)
+                      for g, f in zip(groups, female, strict=True)])
+    entry = np.array([params.entry_ethnicity_shift[h.ethnicity] + (params.entry_female_shift if f else 0.0)
+                      for h, f in zip(groups, female, strict=True)])
+    # the shifts added one at a time, in this order, to every (probe, entry) pair at once
     mu = np.full((n, n), params.impostor_location, dtype=float)
-    for i, g in enumerate(groups):
-        probe_female = params.probe_female_shift if g.sex == "female" else 0.0
-        mu[i, :] += params.probe_ethnicity_shift[g.ethnicity] + probe_female
-        for j, h in enumerate(groups):
-            mu[i, j] += params.entry_ethnicity_shift[h.ethnicity] + (
-                params.entry_female_shift if h.sex == "female" else 0.0)
-            mu[i, j] += params.same_sex_shift * (g.sex == h.sex)
-            mu[i, j] += params.same_ethnicity_shift * (g.ethnicity == h.ethnicity)
+    mu += probe[:, None]
+    mu += entry[None, :]
+    mu += params.same_sex_shift * (sexes[:, None] == sexes[None, :])
+    mu += params.same_ethnicity_shift * (ethnicities[:, None] == ethnicities[None, :])
     if params.tail == "pareto":
         noise: GaussianNoise | ParetoTailNoise = ParetoTailNoise(params.impostor_sd, params.tail_knot_sd,
                                                                  params.tail_shape)
