@@ -130,3 +130,66 @@ def test_the_shipped_headline_validates():
     root = Path(__file__).resolve().parents[1]
     experiment = load_experiment(root / "experiments" / "met_2025_headline.toml")
     assert experiment.watchlist.size == 16000
+
+
+# -- per-deployment settings and grids -----------------------------------------------------------
+
+@pytest.mark.parametrize("field, value, expected", [
+    ("threshold", 1.5, "programme.deployments.0.threshold: must be"),
+    ("watchlist_size", 0, "programme.deployments.0.watchlist_size: must be > 0"),
+    ("counting_regime", "2025", "programme.deployments.0.counting_regime"),
+    ("counting_regime", {"2024 low count": 0.5}, "probabilities must sum to 1, got 0.5"),
+    ("counting_regime", {"2024 lo count": 1.0},
+     "keys must be among '2023', '2024 low count', '2024 high count'"),
+    ("period", "2025 at 0.64", "programme.deployments.0.period"),
+    ("faces_per_passer", 0.0, "programme.deployments.0.faces_per_passer: must be > 0"),
+    ("watchlisted_per_passer", 0.9, "programme.deployments.0.watchlisted_per_passer: must be"),
+])
+def test_a_deployments_own_settings_are_checked_by_name(field, value, expected):
+    found = problems(**{f"programme__deployments__0__{field}": value})
+    assert any(expected in p for p in found), found
+
+
+def test_a_deployments_own_threshold_sets_the_search_floor_and_must_clear_a_given_one():
+    data = copy.deepcopy(BASE)
+    data["programme"]["deployments"][0]["threshold"] = 0.58
+    assert from_dict(data).matcher.score_floor == 0.58
+    found = problems(programme__deployments__0__threshold=0.58, matcher__score_floor=0.60)
+    assert any(p.startswith("programme.deployments.0.threshold: must be >= matcher.score_floor (0.6)")
+               for p in found), found
+
+
+def test_a_sweep_over_threshold_or_list_size_overrides_every_deployments_own():
+    data = copy.deepcopy(BASE)
+    data["programme"]["deployments"][0].update(threshold=0.60, watchlist_size=9000)
+    data["sweep"] = {"parameters": {"matcher.threshold": [0.62, 0.64], "watchlist.size": [4000]}}
+    experiment = from_dict(data)
+    cell = experiment.with_values({"matcher.threshold": 0.64, "watchlist.size": 4000})
+    d = cell.programme.deployments[0]
+    assert (d.threshold, d.watchlist_size) == (None, None)
+    assert (cell.matcher.threshold, cell.watchlist.size) == (0.64, 4000)
+    # without a sweep, a deployment keeps its own
+    kept = from_dict({**copy.deepcopy(BASE), "programme": data["programme"]})
+    assert kept.with_values({"review.officers": 4}).programme.deployments[0].threshold == 0.60
+
+
+def test_a_programme_gives_one_source_of_deployments(tmp_path):
+    data = copy.deepcopy(BASE)
+    data["programme"]["grid"] = "g.csv"
+    with pytest.raises(ConfigError) as caught:
+        from_dict(data, tmp_path)
+    assert caught.value.problems == ["programme.grid: give either grid, [[programme.deployments]] or "
+                                     "[programme.generator], got more than one"]
+    with pytest.raises(ConfigError) as caught:
+        from_dict({**copy.deepcopy(BASE), "programme": {"grid": "absent.csv"}}, tmp_path)
+    assert caught.value.problems == [f"programme.grid: {tmp_path / 'absent.csv'}: no such grid file"]
+
+
+def test_the_met_records_experiment_is_a_grid_experiment():
+    root = Path(__file__).resolve().parents[1]
+    experiment = load_experiment(root / "experiments" / "met_records_2020_2024.toml")
+    deps = experiment.programme.deployments
+    assert experiment.programme.grid and len(experiment.programme.grid_sha256) == 64
+    assert len(deps) == 203 and {d.threshold for d in deps} == {0.60, 0.62, 0.64}
+    assert experiment.matcher.score_floor == 0.60
+    assert all(d.recorded_faces is not None and d.counting_regime is not None for d in deps)

@@ -11,9 +11,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.config import ScoreParameters
+from sim.config import ScoreParameters, from_dict
 from sim.crowd import watchlist_group_shares
 from sim.groups import default_groups
+from sim.replicate import simulate_replicate
 from sim.scores import score_model, to_latent
 from sim.search import brute_force_best_impostor, build_search_table, fpir, log_fpir, sel, tpir
 from sim.watchlist import WatchlistEntries, expected_watchlist
@@ -141,3 +142,30 @@ def test_fpir_is_nearly_proportional_to_size_when_small(big_table):
     a = fpir(big_table, 3, 0.70, 1_000)
     b = fpir(big_table, 3, 0.70, 10_000)
     assert b / a == pytest.approx(10.0, rel=1e-3)
+
+
+# -- a deployment's own list size ----------------------------------------------------------------
+
+def _programme(size: int, own_size: int | None) -> dict:
+    deployment = {"site": "Croydon", "ward_code": "E05011467", "duration_hours": 6.0,
+                  "footfall_per_hour": 20000.0}
+    if own_size is not None:
+        deployment["watchlist_size"] = own_size
+    return {"experiment": {"name": "sizes", "seed": 5, "replications": 1},
+            "programme": {"deployments": [deployment]}, "watchlist": {"size": size},
+            "matcher": {"threshold": 0.60}}
+
+
+def test_a_deployments_own_list_size_scales_its_hazard_like_a_list_of_that_size():
+    """A deployment at 4,000 entries searched against the programme's 16,000-entry table (its
+    hazard scaled by a quarter) expects the false alerts of a programme whose list is 4,000
+    entries: the crowds are the same draws, the two tables differ only by the sampling of their
+    entries' effects (well within 5%), and a quarter of the list is far from the full list."""
+    def expected(size, own):
+        e = from_dict(_programme(size, own))
+        return sum(float(simulate_replicate(e, r, [0.60])[0.60]["counts"]["expected_false_alerts"].sum())
+                   for r in range(3))
+
+    scaled, small, full = expected(16000, 4000), expected(4000, None), expected(16000, None)
+    assert abs(scaled / small - 1) < 0.05, (scaled, small)
+    assert full > 3 * scaled
