@@ -63,6 +63,48 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "shares summing to 1",
         "the place's 2021 census mix",
     ),
+    "programme.deployments.watchlist_size": (
+        "entries of this deployment's list (the programme's make-up); a sweep of watchlist.size overrides it",
+        "entries",
+        "watchlist.size",
+    ),
+    "programme.deployments.threshold": (
+        "this deployment's alert threshold; a sweep of matcher.threshold overrides it",
+        "score in [0, 1]",
+        "matcher.threshold",
+    ),
+    "programme.deployments.counting_regime": (
+        "what one recorded face counted here: a regime of the records, or a probability for each "
+        "(drawn per replicate); sets faces_per_passer from the posterior",
+        "regime or probabilities",
+        "crowd.counting_regime",
+    ),
+    "programme.deployments.faces_per_passer": (
+        "recorded faces per passer at this deployment",
+        "faces/passer",
+        "from counting_regime, else crowd.faces_per_passer",
+    ),
+    "programme.deployments.period": (
+        "calibration period (threshold x calendar) whose estimated effect the watchlisted share carries",
+        "",
+        "none: a new period (sim.draws)",
+    ),
+    "programme.deployments.watchlisted_per_passer": (
+        "this deployment's watchlisted share (at the crowd's reference size and 1,000 passers an hour)",
+        "probability",
+        "from period, else crowd.watchlisted_per_passer",
+    ),
+    "programme.grid": (
+        "a deployment grid (CSV in the Met records' columns, relative to the experiment file): one "
+        "deployment per row with faces and a duration (sim.grid)",
+        "path",
+        "none",
+    ),
+    "programme.grid_sha256": (
+        "digest of the grid file, written by the resolved experiment (its deployments are then the grid's)",
+        "sha256",
+        "computed",
+    ),
     "programme.generator.weeks": ("weeks the generated programme runs", "weeks", MODEL),
     "programme.generator.deployments_per_week": ("deployments a week", "", "Met: 4 a week before July 2025"),
     "programme.generator.days_per_week": (
