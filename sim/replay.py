@@ -53,6 +53,7 @@ import numpy as np
 from . import data as shipped
 from . import records as rec
 from .config import CALIBRATED, REFERENCE_WATCHLIST_SIZE, Experiment, from_dict
+from .cost import check_cost
 from .draws import drawn_regimes, posterior_identity
 from .grid import PERIODS, Grid, GridRow, read_grid
 from .inference import Posterior
@@ -289,10 +290,13 @@ class Replay:
 
 def replay(grid: Grid | str | Path, draws: int = DEFAULT_DRAWS, seed: int = SEED, workers: int = 1,
            progress: Callable[[int, int], None] | None = None) -> Replay:
-    """Replay a grid (a ``Grid`` or the path of its CSV) over ``draws`` posterior draws."""
+    """Replay a grid (a ``Grid`` or the path of its CSV) over ``draws`` posterior draws.
+
+    ``ConfigError`` for a grid that cannot be read or a replay that cannot fit (``sim.cost``)."""
     grid = grid if isinstance(grid, Grid) else read_grid(grid)
     start = time.perf_counter()
     experiment = replay_experiment(grid, draws, seed)
+    check_cost(experiment, workers=workers)      # refuses a grid that cannot fit, before anything runs
     counts, regimes = simulate_grid(experiment, workers, progress)
     result = summarise_replay(grid, experiment, counts, regimes)
     result["about"] = {
