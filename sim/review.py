@@ -213,6 +213,16 @@ class Staff:
             self.free += 1
 
 
+class _Start(simpy.Event):
+    """An event already triggered with ``value``, for ``env.schedule``: what a process's start is."""
+
+    def __init__(self, env: simpy.Environment, value: object, callback):
+        self.env = env
+        self.callbacks = [callback]
+        self._value = value
+        self._ok = True
+
+
 class ReviewDays:
     """Several deployment days of review in one simpy environment; each day has its own staff.
 
@@ -254,38 +264,61 @@ class ReviewDays:
         self.waited = np.zeros(n, dtype=bool)    # found the staff it needed busy
         self._operators: dict[int, Staff] = {}
         self._teams: dict[int, Staff | None] = {}
-        order = np.argsort(self.day, kind="stable")
+        self._rows: dict[int, list[int]] = {}
+        # every day's alerts in time order (ties in the order given), in one sort
+        order = np.lexsort((alerts.seconds, self.day))
         days, starts = np.unique(self.day[order], return_index=True)
         ends = np.append(starts[1:], n)[:len(starts)]
+        seconds = alerts.seconds.astype(float)
         for d, lo, hi in zip(days.tolist(), starts.tolist(), ends.tolist(), strict=True):
             self._operators[d] = Staff(self.env, max(review.operators, 1))
             self._teams[d] = Staff(self.env, self.n_teams) if self.n_teams > 0 else None
-            rows = order[lo:hi]
-            rows = rows[np.argsort(alerts.seconds[rows], kind="stable")]
-            self.env.process(self._camera(d, rows.tolist()))
+            rows = order[lo:hi].tolist()
+            self._rows[d] = rows
+            # the day's camera: its first alert is a timeout from the start of the day (one that
+            # comes at once waits for the run to start, as a process would), each later one is
+            # scheduled by the alert before it (``_camera``)
+            first = float(seconds[rows[0]])
+            if first > 0:
+                simpy.Timeout(self.env, first, (d, 0)).callbacks.append(self._camera)
+            else:
+                self.env.schedule(_Start(self.env, (d, 0), self._camera), simpy.events.URGENT)
 
-    def _camera(self, d: int, rows: list[int]) -> Generator[simpy.Event, object, None]:
-        env, seconds = self.env, self._seconds
-        for i in rows:
-            wait = seconds[i] - env.now
+    def _camera(self, event: simpy.Event) -> None:
+        """Raise the day's alert the event stands for, then any due at the same moment, then set a
+        timeout for the next: the loop of a camera process, run from the events' callbacks."""
+        d, k = event.value
+        rows, seconds, env = self._rows[d], self._seconds, self.env
+        raised = self._raised
+        while True:
+            raised(rows[k], d)
+            k += 1
+            if k == len(rows):
+                return
+            wait = seconds[rows[k]] - env.now
             if wait > 0:
-                yield env.timeout(wait)
-            self._raised(i, d)
+                simpy.Timeout(env, wait, (d, k)).callbacks.append(self._camera)
+                return
 
     def _raised(self, i: int, d: int) -> None:
         operators, teams = self._operators[d], self._teams[d]
         self._fresh[i] = (operators.free == operators.capacity
                           and (teams is None or teams.free == teams.capacity))
-        if not self.review.require_operator_review:
+        if not self._require_review:
             self._confirmed(i, d)
             return
-        if operators.take():
+        if operators.free > 0:     # operators.take(), inlined: this runs once per alert
+            operators.free -= 1
             self._operator_wait[i] = 0.0
-            self.env.timeout(self._review_s[i]).callbacks.append(lambda _: self._reviewed(i, d))
+            simpy.Timeout(self.env, self._review_s[i], i).callbacks.append(self._review_done)
         else:
             self.interacted[d] = True
             self._waited[i] = True
             self.env.process(self._queue_for_operator(i, d, operators.wait()))
+
+    def _review_done(self, event: simpy.Event) -> None:
+        i = event._value    # the value a Timeout was built with (``event.value``, without its check)
+        self._reviewed(i, self._day[i])
 
     def _queue_for_operator(self, i: int, d: int, turn: simpy.Event) -> Generator[simpy.Event, object, None]:
         yield turn
@@ -332,12 +365,13 @@ class ReviewDays:
         now = self.env.now
         self._officer_wait[i] = now - confirmed
         self._to_engagement[i] = now + self._response[i] - self._seconds[i]
-        team_seconds = self._response[i] + self._engagement[i]
-        self.env.timeout(team_seconds).callbacks.append(lambda _: self._released(i, d, team_seconds))
+        simpy.Timeout(self.env, self._response[i] + self._engagement[i], i).callbacks.append(self._released)
 
-    def _released(self, i: int, d: int, team_seconds: float) -> None:
+    def _released(self, event: simpy.Event) -> None:
+        i = event._value
+        d = self._day[i]
         self._teams[d].release()
-        self._officer_seconds[i] = team_seconds * self.team_size
+        self._officer_seconds[i] = (self._response[i] + self._engagement[i]) * self.team_size
         self._engagement_end[i] = self.env.now
         self._outcome[i] = self._fate_outcome[i]
 
@@ -356,6 +390,8 @@ class ReviewDays:
         self._response = fate.response_seconds.tolist()
         self._engagement = fate.engagement_seconds.tolist()
         self._fate_outcome = fate.outcome.tolist()
+        self._day = self.day.tolist()
+        self._require_review = self.review.require_operator_review
         for name in self.OUTPUTS:
             setattr(self, "_" + name, getattr(self, name).tolist())
         self.env.run()
