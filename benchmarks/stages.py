@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from sim.config import Experiment
+from sim.draws import resolve
 from sim.review import UNIFORMS_PER_ALERT, Alerts, ReviewDays, draw_fates
 from sim.scores import ScoreModel, to_latent
 from sim.search import Candidates, Search, SearchTable, prepare_search, search_deployments
@@ -54,6 +55,7 @@ def search_stage(experiment: Experiment, replicate: int = 0, seed: int | None = 
     """Time ``simulate_replicate``'s search stage (``sim.search.prepare_search`` and
     ``search_deployments``): the same functions, streams and seeds, stopped before review."""
     seed = experiment.experiment.seed if seed is None else seed
+    experiment = resolve(experiment, replicate, seed)   # its posterior draw, as simulate_replicate
     start = clock()
     setup = prepare_search(experiment, replicate, seed)
     ready = clock()
@@ -72,6 +74,7 @@ def review_stage(experiment: Experiment, searched: Searched, threshold: float, r
     drawn once, then every deployment's alerts in one simpy environment (``ReviewDays``).
     """
     seed = experiment.experiment.seed if seed is None else seed
+    experiment = resolve(experiment, replicate, seed)
     search = searched.search
     assert search is not None
     cands = search.flat
