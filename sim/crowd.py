@@ -223,7 +223,11 @@ def footfall_factor(sites: list[Site], elasticity: float) -> np.ndarray:
     ``(passers per hour / 1,000) ** elasticity`` (0 for a deployment nobody passes)."""
     pph = np.array([float(np.mean(s.footfall_profile)) for s in sites])
     safe = np.where(pph > 0, pph, REFERENCE_FOOTFALL_PER_HOUR)
-    return np.where(pph > 0, np.exp(elasticity * np.log(safe / REFERENCE_FOOTFALL_PER_HOUR)), 0.0)
+    ratio = safe / REFERENCE_FOOTFALL_PER_HOUR
+    # a footfall so small that the ratio underflows to 0 still has a finite logarithm
+    log_ratio = np.where(ratio > 0, np.log(np.where(ratio > 0, ratio, 1.0)),
+                         np.log(safe) - np.log(REFERENCE_FOOTFALL_PER_HOUR))
+    return np.where(pph > 0, np.exp(elasticity * log_ratio), 0.0)
 
 
 def deployment_watchlisted(crowd: Crowd, sites: list[Site], base: np.ndarray,

@@ -115,3 +115,16 @@ def test_mean_times_average_the_alerts_that_reached_the_stage():
     mean = programme["mean_seconds_to_engagement"]
     assert np.isfinite(mean)
     assert mean == pytest.approx(counts["seconds_to_engagement_total"].sum() / counts["engagements"].sum())
+
+
+@pytest.mark.parametrize("elasticity", [0.0, -1.0, 2.0])
+def test_a_vanishing_footfall_runs_to_finite_counts(elasticity):
+    """Passers an hour so few that footfall / 1,000 underflows to 0 (5e-324): the footfall factor of
+    the watchlisted share stays a number, and the deployment simply sees nobody."""
+    data = small_experiment().to_dict()
+    quiet = {"site": "quiet", "duration_hours": 1.0, "footfall_per_hour": 5e-324}
+    data["programme"] = {"deployments": [quiet]}
+    data["crowd"]["footfall_elasticity"] = elasticity
+    counts = simulate_replicate(from_dict(data), 0, [0.64])[0.64]["counts"]
+    assert all(np.isfinite(v).all() for v in counts.values())
+    assert counts["passers"].sum() == 0
