@@ -319,8 +319,11 @@ def rss_child(faces: float) -> None:
     """
     experiment = resolve(load_experiment(HEADLINE), 0)
     base = search_stage(experiment).faces
-    footfall = experiment.programme.generator.footfall_per_hour * faces / base
-    big = experiment.with_values({"programme.generator.footfall_per_hour": footfall})
+    gen = experiment.programme.generator
+    # the headline gives its crowd as recorded faces an hour; either way, scaled to `faces`
+    name = "recorded_faces_per_hour" if gen.recorded_faces_per_hour is not None else "footfall_per_hour"
+    rate = getattr(gen, name) if getattr(gen, name) is not None else gen.passers_per_hour(1.0)
+    big = experiment.with_values({f"programme.generator.{name}": rate * faces / base})
     reset = reset_peak_rss()
     before = _status_mb("VmRSS") if reset else rss_mb()
     start = time.process_time()
