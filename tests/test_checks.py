@@ -56,19 +56,29 @@ def test_headline_counts_the_mets_figure_without_fitting_it():
     assert math.isclose(h["p_at_most_reported_poisson"], 0.57597, rel_tol=1e-4)
 
 
-RECOVERY = inf.Settings(nlive=40, walks=10, dlogz=0.5, runs=1, draws=600)
+# The shipped fit's live points (100; Settings.screen). With fewer live points than about five per
+# dimension (the c2 account has 18) rwalk nested sampling contracts past the posterior's bulk: at
+# nlive 40 these truths were covered 55% of the time, impostor_sd high and the headline several
+# times its truth in most sets (a sampler failure). At 100 the coverage is 83% (53 of 64 pairs):
+# the counting factors 8/8, watchlisted_per_passer 7/8, impostor_sd, impostor_location and the
+# headline 6/8, footfall_elasticity 4/8, whose intervals (about +-0.12) are too narrow by misses
+# of 0.01-0.07. Until that is found the test records it as a known defect (strict: it fails
+# loudly the day it passes). dlogz 0.5 ends each run earlier than the shipped 0.1 (the evidence is
+# not used here) and 600 draws give the 95% quantiles.
+RECOVERY = inf.Settings(nlive=100, walks=25, dlogz=0.5, runs=1, draws=600)
+RECOVERY_SETS = 8
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known defect: at nlive 40 the ported recovery covers 55% of truths, not the 90% "
-                          "required (the research study, at nlive 100, covered 96.7%); open on issue 12",
-                   strict=False)
+@pytest.mark.xfail(reason="known defect, open on issue 12: 83% of (set, target) pairs covered at "
+                          "nlive 100, 90% required; footfall_elasticity's intervals too narrow (4 of 8 sets)",
+                   strict=True)
 def test_fits_recover_the_truth_of_data_simulated_by_the_model():
     """Truths drawn by hypothesis from the shipped c2 posterior, with the counting factors reset
     (k_low in [0.3, 3], k_high / k_low in [1, 8]); each set is simulated and refitted. The truth
-    must be inside the 95% interval for >= 90% of the (set, target) pairs: 10 sets x 8 targets.
-    Were the intervals exact and independent, the misses would be Binomial(80, 0.05) and this
-    would fail with probability 0.03 (P(misses > 8)); intervals are correlated across targets,
+    must be inside the 95% interval for >= 90% of the (set, target) pairs: 8 sets x 8 targets.
+    Were the intervals exact and independent, the misses would be Binomial(64, 0.05) and this
+    would fail with probability 0.04 (P(misses > 6)); intervals are correlated across targets,
     so a little more. Fixed seeds: the outcome is the same on every run."""
     post = shipped_posterior()
     matrix = post.matrix()
@@ -76,8 +86,8 @@ def test_fits_recover_the_truth_of_data_simulated_by_the_model():
     truths: list[np.ndarray] = []
 
     @seed(12)
-    @hsettings(max_examples=10, deadline=None, database=None, suppress_health_check=list(HealthCheck),
-               derandomize=True)
+    @hsettings(max_examples=RECOVERY_SETS, deadline=None, database=None,
+               suppress_health_check=list(HealthCheck), derandomize=True)
     @given(st.integers(0, len(matrix) - 1), st.floats(math.log(0.3), math.log(3.0)),
            st.floats(0.0, math.log(8.0)))
     def collect(i, log_k_low, log_ratio):
@@ -87,7 +97,7 @@ def test_fits_recover_the_truth_of_data_simulated_by_the_model():
         truths.append(x)
 
     collect()
-    assert len(truths) == 10
+    assert len(truths) == RECOVERY_SETS
     res = checks.recovery(truths, "c2", seed=7, settings=RECOVERY, workers=2)
-    assert res["sets"] == 10 and len(res["coverage"]) == 8
+    assert res["sets"] == RECOVERY_SETS and len(res["coverage"]) == 8
     assert res["overall"] >= 0.90, res["coverage"]
