@@ -189,6 +189,13 @@ def low_count_probability(date: str, faces: float, duration_hours: float) -> flo
 
 # -- rows ---------------------------------------------------------------------------------------
 
+def most_probable_regime(date: str, p_low_count: float) -> str:
+    """The most probable counting regime of a row of ``date`` with P(low count) ``p_low_count``."""
+    if date < "2024-01-01":
+        return REGIMES[0]
+    return REGIMES[1] if p_low_count >= 0.5 else REGIMES[2]
+
+
 @dataclass(frozen=True)
 class Outcomes:
     """What a row records came of the deployment (confirmed and unconfirmed together)."""
@@ -223,9 +230,7 @@ class GridRow:
     @property
     def regime(self) -> str:
         """The most probable counting regime."""
-        if self.date < "2024-01-01":
-            return REGIMES[0]
-        return REGIMES[1] if self.p_low_count >= 0.5 else REGIMES[2]
+        return most_probable_regime(self.date, self.p_low_count)
 
     @property
     def regime_probabilities(self) -> dict[str, float]:

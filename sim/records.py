@@ -50,7 +50,7 @@ import numpy as np
 
 from . import data as shipped
 from . import groups
-from .grid import PERIODS, REGIMES, SWITCH_DATE, RegimeMixture, fit_regime_mixture
+from .grid import PERIODS, REGIMES, SWITCH_DATE, RegimeMixture, fit_regime_mixture, most_probable_regime
 from .grid import count as _count
 from .grid import hours as _hours
 from .grid import number as _num
@@ -100,9 +100,7 @@ class Record:
     @property
     def regime(self) -> str:
         """The most probable counting regime."""
-        if self.date < "2024-01-01":
-            return REGIMES[0]
-        return REGIMES[1] if self.p_low_count >= 0.5 else REGIMES[2]
+        return most_probable_regime(self.date, self.p_low_count)
 
     @property
     def regime_probabilities(self) -> tuple[float, float, float]:
