@@ -37,7 +37,7 @@ from . import data as shipped
 from .errors import ConfigError, all_paths, format_errors, shown
 from .grid import PERIODS as CALIBRATION_PERIODS
 from .grid import read_grid, resolve_path
-from .groups import ETHNICITIES
+from .groups import DEFAULT_GROUPS, ETHNICITIES, Group
 
 Probability = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
 Score = Annotated[float, Field(ge=0.0, le=1.0, allow_inf_nan=False)]
@@ -102,7 +102,8 @@ def _known_ethnicities(values: dict[str, float]) -> None:
     if unknown:
         near = difflib.get_close_matches(unknown[0], ETHNICITIES, n=1)
         hint = f"; did you mean {near[0]!r}?" if near else ""
-        raise ValueError(f"keys must be among {', '.join(ETHNICITIES)}, got {unknown[0]!r}{hint}")
+        raise ValueError(f"keys must be among {', '.join(ETHNICITIES)}, got {unknown[0]!r}{hint} "
+                         "(other groups: declare them in [[groups]])")
 
 
 def _listed(values: dict[str, float]) -> str:
@@ -671,6 +672,67 @@ class Sensitivity(Frozen):
         return self
 
 
+# A declared group's name is a column value of summary.csv and a key in every table: a plain
+# identifier, and never "all" (the row for everyone)
+GROUP_NAME_PATTERN = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+GROUP_NAME_RULE = "an identifier: letters, digits and '_', not starting with a digit"
+MAX_GROUPS = 40
+SHARE_TOLERANCE = 1e-6
+
+
+class PasserGroup(Frozen):
+    """``[[groups]]``: one demographic group an experiment declares, in place of the census groups.
+
+    ``share`` is the group's share of passers at every deployment and ``watchlist_share`` its
+    share of watchlist entries (each sums to 1 over the groups). The shifts are in the score
+    model's latent (logit) units, as ``ScoreParameters``: ``probe_shift`` raises every impostor
+    score of the group's probes (higher false-match rates), ``entry_shift`` every impostor score
+    against the group's entries, ``genuine_shift`` the mated scores of its watchlisted passers.
+    A probe and an entry of the same declared group share the calibrated same-group uplift
+    ``matcher.scores.same_ethnicity_shift``; a group that declares its ``sex`` takes the score
+    model's sex effects too (docs/model.md, "Declared groups").
+    """
+
+    name: str = Field(min_length=1, max_length=60)
+    share: Probability
+    watchlist_share: Probability
+    sex: Literal["female", "male"] | None = None
+    probe_shift: Latent = 0.0
+    entry_shift: Latent = 0.0
+    genuine_shift: Latent = 0.0
+
+    @field_validator("name")
+    @classmethod
+    def _identifier(cls, v: str) -> str:
+        if not GROUP_NAME_PATTERN.fullmatch(v):
+            raise ValueError(f"must be {GROUP_NAME_RULE}, got {shown(v)}")
+        if v == "all":
+            raise ValueError("must not be 'all' (summary.csv's row for everyone), got 'all'")
+        return v
+
+    def group(self) -> Group:
+        """The group as the simulation indexes it."""
+        return Group(sex=self.sex or "", label=self.name, share=self.share,
+                     watchlist_share=self.watchlist_share, probe_shift=self.probe_shift,
+                     entry_shift=self.entry_shift, genuine_shift=self.genuine_shift)
+
+
+def _declared_problems(groups: list[PasserGroup]) -> str | None:
+    """The first problem of a set of declared groups as a whole (names, shares), or None."""
+    seen: dict[str, int] = {}
+    for i, g in enumerate(groups):
+        if g.name in seen:
+            return (f"groups.{i}.name: must be unique among the groups, got {g.name!r} "
+                    f"(also groups.{seen[g.name]}.name)")
+        seen[g.name] = i
+    for field in ("share", "watchlist_share"):
+        values = {g.name: getattr(g, field) for g in groups}
+        total = math.fsum(values.values())
+        if not math.isclose(total, 1.0, abs_tol=SHARE_TOLERANCE):
+            return f"groups.{field}: must sum to 1 over the groups, got {total:.6g} ({_listed(values)})"
+    return None
+
+
 class Comparison(Frozen):
     """A reported figure to set the simulation against: false alerts in so many faces."""
 
@@ -692,6 +754,12 @@ class Experiment(Frozen):
     sweep: Sweep = Field(default_factory=Sweep)
     comparison: Comparison | None = None   # only experiments that declare [comparison] are compared
     sensitivity: Sensitivity | None = None
+    # the experiment's own demographic groups; left out, the census groups (sex x ethnicity)
+    groups: list[PasserGroup] | None = Field(default=None, min_length=1, max_length=MAX_GROUPS)
+
+    def passer_groups(self) -> tuple[Group, ...]:
+        """The groups every table of a run is indexed by: the declared ones, else the census's ten."""
+        return DEFAULT_GROUPS if self.groups is None else tuple(g.group() for g in self.groups)
 
     def to_dict(self) -> dict[str, Any]:
         """Every setting, defaults included, as plain data (``None`` left out)."""
@@ -728,6 +796,24 @@ class Experiment(Frozen):
 
     def swept(self, path: str) -> bool:
         return path in self.sweep.parameters
+
+    @model_validator(mode="after")
+    def _declared_groups_replace_the_census(self):
+        if self.groups is None:
+            return self
+        problem = _declared_problems(self.groups)
+        if problem:
+            raise ValueError(problem)
+        if self.sensitivity is not None:
+            raise ValueError("sensitivity: not available with declared [[groups]] (its outputs are the "
+                             "census groups'); leave out [[groups]] or [sensitivity]")
+        if not self.programme.grid_sha256:
+            for i, d in enumerate(self.programme.deployments):
+                if d.ethnicity_shares is not None:
+                    raise ValueError(f"programme.deployments.{i}.ethnicity_shares: not used with declared "
+                                     "[[groups]] (each group's share is its share of passers at every "
+                                     "deployment); leave it out, or leave out [[groups]]")
+        return self
 
     @model_validator(mode="after")
     def _deployments_above_floor(self):

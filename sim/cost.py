@@ -44,7 +44,7 @@ from .crowd import (
 )
 from .draws import typical
 from .errors import ConfigError
-from .groups import default_groups, group_shares
+from .groups import DEFAULT_GROUPS, Group, are_declared, declared_passer_shares, group_shares
 from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
 from .scores import ScoreModel, score_model, to_latent
 from .search import SearchTable, build_search_table
@@ -73,9 +73,16 @@ FALLBACK_MEMORY_BYTES = 8 * 2**30  # when the machine does not say
 MAX_CPU_SECONDS = 30 * 86_400.0    # thirty days of one core: beyond it, split the experiment
 MAX_ESTIMATED_GROUPS = 64          # a bigger sweep is estimated from this many groups, evenly spread
 
-# metric rows of one cell and replicate: every count and rate per group and for all, then the programme's
-ROWS_PER_CELL = ((len(default_groups()) + 1) * (len(COUNT_METRICS) + len(RATE_METRICS))
-                 + len(PROGRAMME_METRICS))
+
+
+def rows_per_cell(groups: tuple[Group, ...] = DEFAULT_GROUPS) -> int:
+    """Metric rows of one cell and replicate: every count and rate per group and for all, then the
+    programme's (declared groups have no Black/White figures)."""
+    programme = len(PROGRAMME_METRICS) - (2 if are_declared(groups) else 0)
+    return (len(groups) + 1) * (len(COUNT_METRICS) + len(RATE_METRICS)) + programme
+
+
+ROWS_PER_CELL = rows_per_cell()   # of the census groups
 
 
 def search_groups(cells: Sequence[dict[str, Any]]) -> list[list[int]]:
@@ -194,15 +201,15 @@ def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarr
     """Expected captured passers per deployment, the group mixes of the places, how many of the
     programme's passers each place sees (shares summing to 1), and each place's footfall factor
     on the watchlisted share (``sim.crowd.footfall_factor``)."""
-    crowd, programme, groups = experiment.crowd, experiment.programme, default_groups()
+    crowd, programme, groups = experiment.crowd, experiment.programme, experiment.passer_groups()
     elasticity = float(crowd.footfall_elasticity)
     if programme.deployments:
         rates = np.array([float(np.mean(footfall_profile(d, crowd))) for d in programme.deployments])
         passers = np.array([rate * d.duration_hours * d.capture_rate
                             for rate, d in zip(rates, programme.deployments, strict=True)])
-        mixes = np.array([group_shares(crowd.female_share,
-                                       d.ethnicity_shares if d.ethnicity_shares
-                                       else place_shares(d.ward_code, d.borough), groups)
+        mixes = np.array([_mix(crowd.female_share,
+                               d.ethnicity_shares if d.ethnicity_shares
+                               else place_shares(d.ward_code, d.borough), groups)
                           for d in programme.deployments])
         total = passers.sum()
         weights = passers / total if total > 0 else np.full(len(passers), 1 / len(passers))
@@ -217,9 +224,16 @@ def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarr
     for place in pool:
         key = (place["ward_code"], place["borough"])
         seen[key] = seen.get(key, 0) + 1
-    mixes = np.array([group_shares(crowd.female_share, place_shares(*key), groups) for key in seen])
+    mixes = np.array([_mix(crowd.female_share, place_shares(*key), groups) for key in seen])
     weights = np.array(list(seen.values()), dtype=float) / len(pool)
     return passers, mixes, weights, _footfall(np.full(len(weights), rate), elasticity)
+
+
+def _mix(female_share: float, ethnicity_shares, groups: tuple[Group, ...]) -> np.ndarray:
+    """A place's passer mix: its census shares, or the declared groups' own (the same everywhere)."""
+    if are_declared(groups):
+        return declared_passer_shares(groups)
+    return group_shares(female_share, ethnicity_shares, groups)
 
 
 def _footfall(passers_per_hour: np.ndarray, elasticity: float) -> np.ndarray:
@@ -238,7 +252,7 @@ def unit_cost(experiment: Experiment, thresholds: Sequence[float],
     of its lowest threshold. ``tables`` caches search tables between calls (a sweep's groups
     often share one).
     """
-    groups = default_groups()
+    groups = experiment.passer_groups()
     experiment = typical(experiment)     # calibrated settings at the posterior's medians
     matcher, crowd = experiment.matcher, experiment.crowd
     scores = matcher.score_parameters()
@@ -313,7 +327,7 @@ def estimate_cost(experiment: Experiment) -> Cost:
     scale = len(groups) / len(picks)
     worst = max(costs, key=lambda c: (c.grid_problem is not None, c.memory_bytes))
     slowest = max(costs, key=lambda c: c.cpu_seconds)
-    rows = len(cells) * reps * ROWS_PER_CELL
+    rows = len(cells) * reps * rows_per_cell(experiment.passer_groups())
     units = len(groups) * reps
     pooled = rows * BYTES_PER_ROW + units * BYTES_PER_PLANNED_UNIT
     cpu = reps * scale * sum(c.cpu_seconds for c in costs) + rows * SECONDS_PER_ROW

@@ -27,7 +27,14 @@ from .config import (
     Programme,
     ProgrammeGenerator,
 )
-from .groups import Group, ethnicity_array, group_shares
+from .groups import (
+    Group,
+    are_declared,
+    declared_passer_shares,
+    declared_watchlist_shares,
+    ethnicity_array,
+    group_shares,
+)
 
 # London's residents taken as half female when a group's share of the watchlist is set against its
 # share of the population (the 2021 census gives 51% female; the even split is the model's
@@ -63,7 +70,10 @@ class Site:
         return float(np.mean(self.footfall_profile) * self.duration_hours)
 
     def group_shares(self, groups: tuple[Group, ...], female_share: float) -> np.ndarray:
-        """Shares of ``groups`` among this site's passers."""
+        """Shares of ``groups`` among this site's passers: the census mix of its place, or the
+        declared groups' own shares (the same at every site)."""
+        if are_declared(groups):
+            return declared_passer_shares(groups)
         return group_shares(female_share, self.ethnicity_shares, groups)
 
 
@@ -191,15 +201,21 @@ def watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], watchlist_s
                             watchlist_shares: np.ndarray, per_passer: float | None = None) -> np.ndarray:
     """P(a passer of each group is on the watchlist) at a site of 1,000 passers an hour, before
     deployment effects: see ``sim.config.Crowd``. ``per_passer`` replaces the crowd's
-    ``watchlisted_per_passer`` (a deployment's own share)."""
+    ``watchlisted_per_passer`` (a deployment's own share). A group's share of the population is
+    London's census share, or a declared group's share of passers."""
     if per_passer is None:
         if crowd.watchlisted_per_passer == CALIBRATED:
             raise ValueError("crowd.watchlisted_per_passer comes from the posterior; resolve the experiment "
                              "for a replicate first (sim.draws.resolve)")
         per_passer = float(crowd.watchlisted_per_passer)
+    scale = (watchlist_size / crowd.prevalence_reference_size) ** crowd.prevalence_elasticity
+    if are_declared(groups):
+        population = declared_passer_shares(groups)
+        # a group nobody in the crowd belongs to: no passer of it to be on the list
+        over = np.divide(watchlist_shares, population, out=np.zeros(len(groups)), where=population > 0)
+        return per_passer * scale * over
     london = shipped.london_shares()
     population = np.array([POPULATION_FEMALE_SHARE * london[g.ethnicity] for g in groups])
-    scale = (watchlist_size / crowd.prevalence_reference_size) ** crowd.prevalence_elasticity
     return per_passer * scale * watchlist_shares / population
 
 
@@ -249,6 +265,9 @@ def deployment_watchlisted(crowd: Crowd, sites: list[Site], base: np.ndarray,
 
 def watchlist_group_shares(female_share: float, ethnicity_shares: dict[str, float] | str,
                            groups: tuple[Group, ...]) -> np.ndarray:
-    """Shares of ``groups`` among watchlist entries (``"london"``: London's census mix)."""
+    """Shares of ``groups`` among watchlist entries (``"london"``: London's census mix), or the
+    declared groups' own ``watchlist_share``."""
+    if are_declared(groups):
+        return declared_watchlist_shares(groups)
     eth = shipped.london_shares() if ethnicity_shares == "london" else ethnicity_shares
     return group_shares(female_share, eth, groups)

@@ -52,7 +52,7 @@ def _ratio(num: float, den: float) -> float:
 def unit_rows(cell: int, replicate: int, result: dict[str, Any]) -> list[dict[str, Any]]:
     """Tidy rows for one cell and replicate from ``simulate_replicate``'s output at one threshold."""
     counts: dict[str, np.ndarray] = result["counts"]
-    names = GROUP_NAMES
+    names = result.get("groups", GROUP_NAMES)
     rows: list[dict[str, Any]] = []
     for gi, group in enumerate(["all", *names]):
         def value(metric: str, gi: int = gi) -> float:
@@ -66,8 +66,9 @@ def unit_rows(cell: int, replicate: int, result: dict[str, Any]) -> list[dict[st
             rows.append({"cell": cell, "replicate": replicate, "group": group, "metric": metric,
                          "value": _ratio(value(num), value(den))})
     for metric in PROGRAMME_METRICS:
-        rows.append({"cell": cell, "replicate": replicate, "group": "all", "metric": metric,
-                     "value": float(result["programme"][metric])})
+        if metric in result["programme"]:   # the Black/White figures: only where both groups exist
+            rows.append({"cell": cell, "replicate": replicate, "group": "all", "metric": metric,
+                         "value": float(result["programme"][metric])})
     return rows
 
 

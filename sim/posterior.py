@@ -22,7 +22,6 @@ import numpy as np
 from .config import Crowd, Experiment
 from .crowd import frames_distribution, watchlist_group_shares
 from .draws import comparison_draws, draw, faces_per_passer_for, posterior_draws, score_parameters_for
-from .groups import default_groups
 from .scores import ScoreModel, effective_looks, score_model, to_latent
 
 COMPARISON_DRAWS = 1000
@@ -77,7 +76,7 @@ def expected_false_alerts(experiment: Experiment, crowd_mix: np.ndarray, faces: 
                           draws: np.ndarray) -> np.ndarray:
     """Expected false alerts in ``faces`` recorded faces of a crowd with group shares ``crowd_mix``
     (non-watchlisted passers), under each posterior draw in ``draws``, at the experiment's settings."""
-    groups = default_groups()
+    groups = experiment.passer_groups()
     wl = experiment.watchlist
     shares = watchlist_group_shares(wl.female_share, wl.ethnicity_shares, groups)
     out = np.empty(len(draws))

@@ -20,6 +20,7 @@ import numpy as np
 
 from .config import Experiment, Review
 from .draws import resolve
+from .groups import group_names
 from .review import (
     ARREST,
     ENGAGED,
@@ -80,7 +81,9 @@ DEPLOYMENT_METRICS = ("alerts", "true_alerts", "false_alerts", "operator_rejecte
 def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Sequence[float],
                        seed: int | None = None, by_deployment: bool = False
                        ) -> dict[float, dict[str, np.ndarray | float]]:
-    """Simulate one replicate; for each threshold, metrics by group (arrays) and programme-wide.
+    """Simulate one replicate; for each threshold, metrics by group (arrays, in the order of
+    ``"groups"``, their names) and programme-wide (the Black/White figures only where the passer
+    groups include Black and White passers: not for declared groups).
 
     The replicate runs with its own posterior draw in place of every ``"calibrated"`` setting
     (``sim.draws.resolve``). A deployment with its own threshold alerts at it, whatever the
@@ -124,8 +127,11 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
              "watchlisted_passers": search.watchlisted.astype(float),
              "nonmated_passers": nonmated.astype(float)}
     shared = review.automation_bias == 0.0
-    black = np.array([g.ethnicity == "black" for g in search.setup.model.groups])
-    white = np.array([g.ethnicity == "white" for g in search.setup.model.groups])
+    groups = search.setup.model.groups
+    black = np.array([g.ethnicity == "black" for g in groups])
+    white = np.array([g.ethnicity == "white" for g in groups])
+    # the Black/White figures are defined only where both groups are passer groups
+    black_white = bool(black.any() and white.any())
     # Per candidate, the outcome of its deployment's latest review. Thresholds run from the lowest
     # up, so each alert set is a subset of the one before. A deployment is reviewed again only if
     # its alert set changed and, in its latest review, some alert found the staff busy: when none
@@ -169,9 +175,9 @@ def simulate_replicate(experiment: Experiment, replicate: int, thresholds: Seque
             "mean_operator_wait_seconds": _mean(state.operator_wait[hit]),
             "mean_officer_wait_seconds": _mean(state.officer_wait[hit]),
             "implied_threshold": implied,
-            **_black_white(exp_false[j], fixed["faces"], black, white),
+            **(_black_white(exp_false[j], fixed["faces"], black, white) if black_white else {}),
         }
-        results[threshold] = {"counts": counts, "programme": programme}
+        results[threshold] = {"counts": counts, "programme": programme, "groups": group_names(groups)}
         if by_deployment:
             results[threshold]["deployments"] = _per_deployment(search, state, hit, deployment)
     return {float(t): results[float(t)] for t in thresholds}

@@ -31,7 +31,7 @@ from typing import Protocol
 import numpy as np
 from scipy import special
 
-from .groups import DEFAULT_GROUPS, Group
+from .groups import DEFAULT_GROUPS, Group, are_declared
 
 
 def _norm_pdf(z):
@@ -245,7 +245,10 @@ def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreMode
     """Build the score model of ``groups`` from ``ScoreParameters`` (``sim.config``).
 
     mu[g, h] = base + probe shifts of g + entry shifts of h + same-sex and same-ethnicity shifts.
+    Declared groups (``sim.groups``) bring their own shifts instead: ``declared_score_model``.
     """
+    if are_declared(groups):
+        return declared_score_model(params, groups)
     n = len(groups)
     female = np.array([g.sex == "female" for g in groups])
     sexes = np.array([g.sex for g in groups])
@@ -260,14 +263,45 @@ def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreMode
     mu += entry[None, :]
     mu += params.same_sex_shift * (sexes[:, None] == sexes[None, :])
     mu += params.same_ethnicity_shift * (ethnicities[:, None] == ethnicities[None, :])
-    if params.tail == "pareto":
-        noise: GaussianNoise | ParetoTailNoise = ParetoTailNoise(params.impostor_sd, params.tail_knot_sd,
-                                                                 params.tail_shape)
-    else:
-        noise = GaussianNoise(params.impostor_sd)
     genuine = np.array([params.genuine_location + params.genuine_ethnicity_shift[g.ethnicity]
                         + (params.genuine_female_shift if g.sex == "female" else 0.0) for g in groups])
-    entry_effects = EntryEffects(params.entry_effect_sd, params.lamb_share, params.lamb_shift)
-    return ScoreModel(groups=groups, impostor_location=mu, noise=noise,
-                      probe_effect_sd=params.probe_effect_sd, entry_effects=entry_effects,
+    return ScoreModel(groups=groups, impostor_location=mu, noise=_noise(params),
+                      probe_effect_sd=params.probe_effect_sd, entry_effects=_entry_effects(params),
                       genuine_location=genuine, genuine_sd=np.full(n, params.genuine_sd))
+
+
+def declared_score_model(params, groups: tuple[Group, ...]) -> ScoreModel:
+    """The score model of an experiment's declared groups (``[[groups]]``).
+
+    mu[g, h] = impostor_location + probe_shift(g) + entry_shift(h)
+    + same_sex_shift [both declare a sex, the same] + same_ethnicity_shift [g = h]: the calibrated
+    uplift of a probe and an entry who share their demographics (Howard et al. 2019) applies to
+    pairs of the same declared group. A group that declares its sex takes the female shifts as
+    census groups do; the census groups' ethnicity shifts do not apply (a declared group's own
+    shifts replace them).
+    """
+    n = len(groups)
+    female = np.array([g.sex == "female" for g in groups])
+    sexes = np.array([g.sex for g in groups])
+    probe = np.array([g.probe_shift for g in groups], dtype=float) + params.probe_female_shift * female
+    entry = np.array([g.entry_shift for g in groups], dtype=float) + params.entry_female_shift * female
+    mu = np.full((n, n), params.impostor_location, dtype=float)
+    mu += probe[:, None]
+    mu += entry[None, :]
+    mu += params.same_sex_shift * ((sexes[:, None] == sexes[None, :]) & (sexes[:, None] != ""))
+    mu += params.same_ethnicity_shift * np.eye(n)
+    genuine = (params.genuine_location + np.array([g.genuine_shift for g in groups], dtype=float)
+               + params.genuine_female_shift * female)
+    return ScoreModel(groups=groups, impostor_location=mu, noise=_noise(params),
+                      probe_effect_sd=params.probe_effect_sd, entry_effects=_entry_effects(params),
+                      genuine_location=genuine, genuine_sd=np.full(n, params.genuine_sd))
+
+
+def _noise(params) -> GaussianNoise | ParetoTailNoise:
+    if params.tail == "pareto":
+        return ParetoTailNoise(params.impostor_sd, params.tail_knot_sd, params.tail_shape)
+    return GaussianNoise(params.impostor_sd)
+
+
+def _entry_effects(params) -> EntryEffects:
+    return EntryEffects(params.entry_effect_sd, params.lamb_share, params.lamb_shift)

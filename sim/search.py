@@ -53,7 +53,6 @@ from .crowd import (
     watchlist_group_shares,
     watchlisted_probability,
 )
-from .groups import default_groups
 from .scores import ScoreModel, effective_looks, score_model, to_latent
 from .seeds import STAGE_CROWD, STAGE_PROGRAMME, STAGE_WATCHLIST, stream
 from .watchlist import WatchlistEntries, draw_watchlist
@@ -566,7 +565,7 @@ class Search:
 
 def prepare_search(experiment: Experiment, replicate: int, seed: int) -> SearchSetup:
     """Draw the replicate's programme and watchlist and tabulate the search's hazard."""
-    groups = default_groups()
+    groups = experiment.passer_groups()
     model = score_model(experiment.matcher.score_parameters(), groups)
     sites = realise_programme(experiment.programme, experiment.crowd,
                               stream(seed, replicate, 0, STAGE_PROGRAMME))
