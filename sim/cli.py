@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from . import data as shipped
 from .config import ConfigError, load_experiment
 from .cost import check_cost
+from .groups import GROUP_NAMES
 
 # Each subcommand imports the modules it runs when it runs (``_cmd_*``), so `lfrsim validate`
 # does not load the simulation's results, figures, calibration or sensitivity analysis (pandas,
@@ -216,9 +217,9 @@ HEADLINE = (("faces", "faces"), ("alerts", "alerts"), ("true_alerts", "true"), (
 
 
 def _short_group(name: str) -> str:
-    """'female_black' -> 'F Black' (the legend under the table says so)."""
-    if name == "all":
-        return "all"
+    """'female_black' -> 'F Black' (the legend under the table says so); a declared group as named."""
+    if name == "all" or name not in GROUP_NAMES:
+        return name
     sex, _, ethnicity = name.partition("_")
     return f"{sex[:1].upper()} {ethnicity.capitalize()}" if ethnicity else name
 

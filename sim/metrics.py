@@ -275,8 +275,11 @@ def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
 
 
 def black_white_ratio(summary: pd.DataFrame) -> dict[int, float]:
-    """Per cell: exact expected FPIR of Black over White passers, both sexes pooled."""
-    out = {}
+    """Per cell: exact expected FPIR of Black over White passers, both sexes pooled (no cell where
+    the groups are an experiment's own: the ratio is not defined)."""
+    out: dict[int, float] = {}
+    if not census_groups(summary):
+        return out
     for cell in summary["cell"].unique():
         rate = {}
         for eth in ("black", "white"):
@@ -288,19 +291,26 @@ def black_white_ratio(summary: pd.DataFrame) -> dict[int, float]:
     return out
 
 
+def census_groups(summary: pd.DataFrame) -> bool:
+    """Whether a summary's groups are the census groups (sex x ethnicity), not declared ones."""
+    return set(summary["group"].unique()) - {"all"} <= set(GROUP_NAMES)
+
+
 def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
-    """Faces scanned per year per London resident of each group (2021 census, sexes split evenly)."""
+    """Faces scanned per year per London resident of each group (2021 census, sexes split evenly).
+
+    Only the census groups have residents to count: declared groups have no rows."""
     boroughs = shipped.census()[1]
     residents = {e: sum(b[e] for b in boroughs.values()) for e in ETHNICITIES}
     rows = []
     for g in summary["group"].unique():
-        if g == "all":
+        if g not in GROUP_NAMES:
             continue
         eth = group_named(g).ethnicity
         faces = summary_value(summary, cell, g, "faces")[0]
         rows.append({"group": g, "faces": faces, "residents": residents[eth] / 2,
                      "scans_per_resident": faces / (residents[eth] / 2)})
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["group", "faces", "residents", "scans_per_resident"])
 
 
 
@@ -310,8 +320,11 @@ def borough_exposure(experiment) -> pd.DataFrame:
     From the programme's design, not its draws (calibrated settings at the posterior's medians,
     ``sim.draws.typical``): each deployment's expected passers, spread over
     the boroughs its sites are drawn from and split by the sites' census mix, over the borough's
-    residents of each group (2021 census). Residents stand in for the people who pass.
+    residents of each group (2021 census). Residents stand in for the people who pass. Empty for
+    an experiment that declares its own groups.
     """
+    if experiment.groups is not None:   # declared groups: the crowd's mix is not the census's
+        return pd.DataFrame()
     experiment = typical(experiment)
     prog, crowd = experiment.programme, experiment.crowd
     rows: list[tuple[str, float, np.ndarray]] = []   # (borough, expected passers, ethnic shares)

@@ -22,7 +22,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .groups import group_named
+from .groups import GROUP_NAMES, group_named
 from .metrics import (
     black_white_ratio,
     disparity_by_cell,
@@ -266,7 +266,9 @@ def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DE
     x = "matcher.threshold"
     fpir = expected_fpir(summary)
     tpir = expected_ratio(summary, "expected_true_alerts", "watchlisted_passers", "expected_tpir")
-    for i, g in enumerate(_groups(summary)):
+    groups = _groups(summary)
+    census = set(groups) <= set(GROUP_NAMES)    # census groups: a colour per ethnicity, a line per sex
+    for i, g in enumerate(groups):
         f = fpir[fpir["group"] == g].sort_values(x)
         t = tpir[tpir["group"] == g].sort_values(x)
         if f.empty or t.empty:
@@ -274,8 +276,8 @@ def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DE
         n = min(len(f), len(t))
         fp = special.ndtri(np.clip(f["estimate"].to_numpy(float)[:n], 1e-12, 1 - 1e-12))
         fn = special.ndtri(np.clip(1 - t["estimate"].to_numpy(float)[:n], 1e-6, 1 - 1e-6))
-        style = "-" if group_named(g).sex == "female" else "--"
-        line, = ax.plot(fp, fn, style, color=f"C{i % 5}", label=group_label(g))
+        style = ("-" if group_named(g).sex == "female" else "--") if census else "-"
+        line, = ax.plot(fp, fn, style, color=f"C{i % 5}" if census else f"C{i % 10}", label=group_label(g))
         thresholds = f[x].astype(float).to_numpy()[:n]
         for m, shape in zip(markers, ("o", "s"), strict=False):
             hit = np.flatnonzero(np.isclose(thresholds, m))
@@ -304,7 +306,7 @@ def disparity_vs_threshold(ax: Any, summary: pd.DataFrame, cells: list[dict[str,
         ax.plot(rows[x].astype(float), rows["estimate"], marker="o", ms=3,
                 label=("highest / lowest of the groups" + (f" ({label})" if label else "")))
     bw = black_white_ratio(summary)
-    points = [(float(c[x]), bw[i]) for i, c in enumerate(cells) if x in c]
+    points = [(float(c[x]), bw[i]) for i, c in enumerate(cells) if x in c and i in bw]
     if points and len(parameter_columns(summary)) == 1:
         xs, ys = zip(*sorted(points), strict=True)
         ax.plot(xs, ys, marker="s", ms=3, color="crimson", label="Black / White passers")

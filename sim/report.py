@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import plot
-from .metrics import borough_exposure, compare, disparity, summary_value
+from .metrics import borough_exposure, census_groups, compare, disparity, disparity_by_cell, summary_value
 from .results import Results, atomic_write_bytes, atomic_write_text
 
 
@@ -99,10 +99,11 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     plot.alert_funnel(ax, summary, 0, f"Alert funnel: alert → review → engagement → outcome{where}")
     drawn.append(_save(fig, figures / "alert_funnel.png"))
 
-    fig = _figure((8, 4.2))
-    ax = fig.subplots()
-    plot.exposure_by_group(ax, summary, 0, f"Exposure per head by passer group{where}")
-    drawn.append(_save(fig, figures / "exposure_per_head.png"))
+    if census_groups(summary):     # declared groups have no census residents to count
+        fig = _figure((8, 4.2))
+        ax = fig.subplots()
+        plot.exposure_by_group(ax, summary, 0, f"Exposure per head by passer group{where}")
+        drawn.append(_save(fig, figures / "exposure_per_head.png"))
 
     panels = _borough_panels(results)
     if panels:
@@ -230,18 +231,24 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
               "replicates (parameters and Monte Carlo together). Rates are per million recorded faces.", ""]
     if exp.comparison is not None:
         lines += _comparison_lines(results)
+    census = census_groups(summary)
     if len(results.cells) > 1:
         lines += ["## Per cell (everyone)", "",
                   "| cell | setting | faces | alerts | false alerts | TPIR | PPV | arrests | wrongful stops "
-                  "| lost | Black/White false alerts per face |",
+                  f"| lost | {'Black/White false alerts per face' if census else 'highest/lowest FPIR'} |",
                   "|---|---|---|---|---|---|---|---|---|---|---|"]
+        spread = ({} if census else
+                  {int(r.cell): float(r.estimate) for r in disparity_by_cell(summary).itertuples()})
         for cell, params in enumerate(results.cells[:60]):
             setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
             vals = [summary_value(summary, cell, "all", m)[0] for m in CELL_METRICS]
-            lines.append(f"| {cell} | {setting} | " + " | ".join(_fmt(v) for v in vals)
-                         + f" | {_interval(summary, cell, 'all', 'black_white_false_alert_ratio')} |")
+            last = (_interval(summary, cell, 'all', 'black_white_false_alert_ratio') if census
+                    else _fmt(spread.get(cell, math.nan)))
+            lines.append(f"| {cell} | {setting} | " + " | ".join(_fmt(v) for v in vals) + f" | {last} |")
         lines += ["", "Black/White: the exact expected false alerts per recorded face, Black over White "
-                  "passers (both sexes), with its 95% posterior-predictive interval.", ""]
+                  "passers (both sexes), with its 95% posterior-predictive interval." if census else
+                  "Highest/lowest: the exact expected FPIR of the declared group with the highest over "
+                  "that of the group with the lowest (pooled over replicates).", ""]
     lines += ["## Headline (cell 0)", "",
               "| group | faces | alerts | true | false (95% PI) | expected false | "
               "arrests | wrongful stops | false alerts per million faces (95% PI) |",
@@ -254,11 +261,8 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
         lines.append(f"| {g} | " + " | ".join(cells_)
                      + f" | {_interval(summary, 0, g, 'false_alert_rate', 1e6)} |")
     lines += ["", "Counts are means per programme over replicates; summary.csv gives every interval.", ""]
-    lines += ["## Who bears the false alerts (cell 0)", "",
-              f"Black passers' share of the expected false alerts: "
-              f"{_interval(summary, 0, 'all', 'black_share_of_false_alerts')}. "
-              f"Black over White expected false alerts per recorded face: "
-              f"{_interval(summary, 0, 'all', 'black_white_false_alert_ratio')}.", ""]
+    lines += ["## Who bears the false alerts (cell 0)", ""]
+    lines += (_black_white_lines(summary) if census else _declared_group_lines(summary))
     disp = disparity(summary)
     if not disp.empty:
         d0 = disp.iloc[0]
@@ -267,6 +271,32 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     if figures:
         lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [""]
     return "\n".join(lines)
+
+
+def _black_white_lines(summary: pd.DataFrame) -> list[str]:
+    return [f"Black passers' share of the expected false alerts: "
+            f"{_interval(summary, 0, 'all', 'black_share_of_false_alerts')}. "
+            f"Black over White expected false alerts per recorded face: "
+            f"{_interval(summary, 0, 'all', 'black_white_false_alert_ratio')}.", ""]
+
+
+def _declared_group_lines(summary: pd.DataFrame) -> list[str]:
+    """Who bears the false alerts among an experiment's own groups: each group's share of the
+    exact expected false alerts, and the highest over the lowest group's expected FPIR."""
+    groups = [g for g in summary["group"].unique() if g != "all"]
+    expected = {g: summary_value(summary, 0, g, "expected_false_alerts")[0] for g in groups}
+    total = math.fsum(v for v in expected.values() if math.isfinite(v))
+    shares = ", ".join(f"{g} {_fmt(100 * v / total)}%" for g, v in expected.items()) if total > 0 else "–"
+    lines = [f"Each group's share of the expected false alerts: {shares}."]
+    spread = disparity_by_cell(summary)
+    first = spread[spread["cell"] == 0]
+    if not first.empty and math.isfinite(float(first["estimate"].iloc[0])):
+        row = first.iloc[0]
+        lines[0] += (f" Highest over lowest group expected FPIR: {_fmt(float(row['estimate']))} "
+                     f"({row['highest']} over {row['lowest']}).")
+    lines += ["", "The Black/White ratio is not defined here: the experiment declares its own groups "
+              f"({', '.join(groups)}), not the census's sex x ethnicity groups.", ""]
+    return lines
 
 
 def write_report(folder: str | Path, results: Results) -> None:
