@@ -193,3 +193,83 @@ def test_the_met_records_experiment_is_a_grid_experiment():
     assert len(deps) == 203 and {d.threshold for d in deps} == {0.60, 0.62, 0.64}
     assert experiment.matcher.score_floor == 0.60
     assert all(d.recorded_faces is not None and d.counting_regime is not None for d in deps)
+
+
+# -- declared groups ([[groups]]) -----------------------------------------------------------------
+
+YOUNG = {"name": "young", "share": 0.4, "watchlist_share": 0.6}
+OLD = {"name": "old", "share": 0.6, "watchlist_share": 0.4}
+
+
+@pytest.mark.parametrize("groups, expected", [
+    ([YOUNG, {**OLD, "name": "young"}],
+     "groups.1.name: must be unique among the groups, got 'young' (also groups.0.name)"),
+    ([{**YOUNG, "name": "18-29"}, OLD],
+     "groups.0.name: must be an identifier: letters, digits and '_', not starting with a digit, got '18-29'"),
+    ([{**YOUNG, "name": "2nd"}, OLD],
+     "groups.0.name: must be an identifier: letters, digits and '_', not starting with a digit, got '2nd'"),
+    ([{**YOUNG, "name": "all"}, OLD], "groups.0.name: must not be 'all' (summary.csv's row for everyone)"),
+    ([YOUNG, {**OLD, "share": 0.5}],
+     "groups.share: must sum to 1 over the groups, got 0.9 (young = 0.4, old = 0.5)"),
+    ([YOUNG, {**OLD, "watchlist_share": 0.3}],
+     "groups.watchlist_share: must sum to 1 over the groups, got 0.9 (young = 0.6, old = 0.3)"),
+    ([{**YOUNG, "share": -0.4}, {**OLD, "share": 1.4}], "groups.0.share: must be between 0 and 1, got -0.4"),
+    ([{**YOUNG, "probe_shift": 80.0}, OLD], "groups.0.probe_shift: must be between -50 and 50, got 80"),
+    ([{**YOUNG, "probe_shift": "high"}, OLD], "groups.0.probe_shift: must be a number, got 'high'"),
+    ([{**YOUNG, "sex": "f"}, OLD], "groups.0.sex: must be 'female' or 'male', got 'f'"),
+    ([{**YOUNG, "impostor_shift": 0.1}, OLD], "groups.0.impostor_shift: unknown key"),
+    ([{"name": "young", "share": 1.0}], "groups.0.watchlist_share: required, missing"),
+    ([], "groups: must have at least 1 items, got []"),
+    ("roma", "groups: must be an array [...], got 'roma'"),
+])
+def test_declared_groups_are_checked_by_name(groups, expected):
+    found = problems(groups=groups)
+    assert any(expected in p for p in found), found
+
+
+def test_shares_sum_to_one_within_tolerance():
+    thirds = [{"name": n, "share": 0.3333333, "watchlist_share": 0.3333333} for n in ("a", "b", "c")]
+    declared = from_dict({**copy.deepcopy(BASE), "groups": thirds})
+    assert [g.name for g in declared.passer_groups()] == ["a", "b", "c"]
+    thirds[0]["share"] = 0.3333
+    assert any(p.startswith("groups.share: must sum to 1") for p in problems(groups=thirds))
+
+
+def test_an_unknown_ethnicity_points_to_declared_groups():
+    found = problems(watchlist__ethnicity_shares={"roma": 1.0})
+    assert found == ["watchlist.ethnicity_shares: keys must be among asian, black, mixed, white, other, "
+                     "got 'roma' (other groups: declare them in [[groups]])"]
+
+
+def test_declared_groups_refuse_settings_they_replace():
+    data = copy.deepcopy(BASE)
+    data["programme"]["deployments"][0]["ethnicity_shares"] = {"white": 1.0}
+    data["groups"] = [YOUNG, OLD]
+    with pytest.raises(ConfigError) as caught:
+        from_dict(data)
+    assert caught.value.problems[0].startswith("programme.deployments.0.ethnicity_shares: not used with "
+                                               "declared [[groups]]")
+    data = {**copy.deepcopy(BASE), "groups": [YOUNG, OLD],
+            "sensitivity": {"parameters": {"matcher.threshold": {"low": 0.6, "high": 0.64}}}}
+    with pytest.raises(ConfigError) as caught:
+        from_dict(data)
+    assert caught.value.problems[0].startswith("sensitivity: not available with declared [[groups]]")
+
+
+def test_declared_groups_round_trip_and_no_groups_writes_none():
+    plain = from_dict(copy.deepcopy(BASE))
+    assert plain.groups is None and "groups" not in plain.to_toml()
+    assert [g.name for g in plain.passer_groups()][:2] == ["female_asian", "female_black"]
+    declared = from_dict({**copy.deepcopy(BASE), "groups": [{**YOUNG, "sex": "female"}, OLD]})
+    again = Experiment.from_toml(declared.to_toml())
+    assert again == declared and again.to_toml() == declared.to_toml()
+    young, old = again.passer_groups()
+    assert (young.name, young.sex, young.share, young.declared) == ("young", "female", 0.4, True)
+    assert (old.name, old.sex, old.watchlist_share) == ("old", "", 0.4)
+
+
+def test_the_age_bands_example_validates():
+    root = Path(__file__).resolve().parents[1]
+    experiment = load_experiment(root / "experiments" / "age_bands.toml")
+    names = [g.name for g in experiment.passer_groups()]
+    assert names == [f"{s}_{a}" for s in ("female", "male") for a in ("18_29", "30_59", "60_plus")]

@@ -23,6 +23,7 @@ each takes a plain value or a strategy (``experiments(threshold=st.sampled_from(
 * ``watchlists()`` -> ``sim.config.Watchlist``
 * ``score_models()`` -> ``sim.config.ScoreParameters``
 * ``sweeps()`` -> ``sim.config.Sweep``
+* ``declared_groups()`` -> a list of ``sim.config.PasserGroup`` (``experiments(groups=...)``)
 
 The section strategies take any of their section's settings by name
 (``score_models(tail="pareto")``, ``watchlists(size=1000)``).
@@ -37,15 +38,18 @@ from hypothesis.strategies import SearchStrategy
 
 from ..config import (
     ETHNICITIES,
+    GROUP_NAME_PATTERN,
     Deployment,
     Experiment,
+    PasserGroup,
     ScoreParameters,
     Sweep,
     Watchlist,
     from_dict,
 )
 
-__all__ = ["deployments", "experiments", "score_models", "sweeps", "watchlists", "ethnicity_shares"]
+__all__ = ["deployments", "experiments", "score_models", "sweeps", "watchlists", "ethnicity_shares",
+           "declared_groups", "group_names"]
 
 MAX_WATCHLIST = 5_000
 MAX_FOOTFALL_PER_HOUR = 5_000.0
@@ -84,6 +88,38 @@ def ethnicity_shares(draw, allow_empty_groups: bool = True) -> dict[str, float]:
     # the last share absorbs rounding so the sum is 1 to the last bit the validator checks
     shares[ETHNICITIES[-1]] = max(0.0, 1.0 - sum(shares[e] for e in ETHNICITIES[:-1]))
     return shares
+
+
+def _weights_to_shares(weights: list[int]) -> list[float]:
+    """Integer weights as shares summing to 1 (the last absorbs rounding)."""
+    total = sum(weights)
+    shares = [w / total for w in weights]
+    shares[-1] = max(0.0, 1.0 - sum(shares[:-1]))
+    return shares
+
+
+def group_names(min_size: int = 1, max_size: int = 6) -> SearchStrategy[list[str]]:
+    """Distinct names a declared group may take (identifiers, never ``all``)."""
+    name = st.from_regex(GROUP_NAME_PATTERN, fullmatch=True).filter(lambda n: len(n) <= 12 and n != "all")
+    return st.lists(name, min_size=min_size, max_size=max_size, unique=True)
+
+
+@st.composite
+def declared_groups(draw, min_groups: int = 1, max_groups: int = 6,
+                    names: Any = None) -> list[PasserGroup]:
+    """One to six declared groups: shares of passers and of the list, shifts within +-0.08, a sex or
+    none. ``names`` pins the names (a list, or a strategy of lists)."""
+    chosen = draw(_as_strategy(names) if names is not None else group_names(min_groups, max_groups))
+    n = len(chosen)
+    weights = st.lists(st.integers(0, 20), min_size=n, max_size=n).filter(lambda w: sum(w) > 0)
+    passers = _weights_to_shares(draw(weights))
+    listed = _weights_to_shares(draw(weights))
+    shift = _share(-0.08, 0.08)
+    return [PasserGroup.model_validate({
+        "name": name, "share": passers[i], "watchlist_share": listed[i],
+        "sex": draw(st.sampled_from([None, "female", "male"])),
+        "probe_shift": draw(shift), "entry_shift": draw(shift), "genuine_shift": draw(shift),
+    }) for i, name in enumerate(chosen)]
 
 
 def score_models(**pins: Any) -> SearchStrategy[ScoreParameters]:
@@ -216,16 +252,17 @@ def _set(data: dict[str, Any], path: str, value: Any) -> None:
 def experiments(draw, *, threshold: Any = None, score_floor: Any = None, watchlist_size: Any = None,
                 deployments: Any = None, watchlist: Any = None, scores: Any = None, crowd: Any = None,
                 review: Any = None, sweep: Any = None, seed: Any = None, replications: Any = 1,
-                settings: dict[str, Any] | None = None) -> Experiment:
+                groups: Any = None, settings: dict[str, Any] | None = None) -> Experiment:
     """A runnable experiment: one to three short deployments, a small watchlist, one replication.
 
     ``threshold``, ``score_floor``, ``watchlist_size``, ``seed`` and ``replications`` pin single
     settings; ``deployments`` (a list), ``watchlist``, ``scores``, ``crowd``, ``review`` and
     ``sweep`` pin whole sections (config models, plain dicts or strategies of them); ``settings``
-    pins any dotted setting, e.g. ``{"crowd.faces_per_passer": "frames"}``. Every setting is
-    fixed (none ``"calibrated"``), so a drawn experiment's replicates differ by Monte Carlo alone.
-    The search floor is the
-    lowest threshold in use unless pinned. No sweep unless one is given (``sweep=sweeps()``).
+    pins any dotted setting, e.g. ``{"crowd.faces_per_passer": "frames"}``. ``groups`` declares
+    the experiment's own groups (``declared_groups()``; deployments then give no ethnic mix). Every
+    setting is fixed (none ``"calibrated"``), so a drawn experiment's replicates differ by Monte
+    Carlo alone. The search floor is the lowest threshold in use unless pinned. No sweep unless one
+    is given (``sweep=sweeps()``).
     """
     deps = draw(_as_strategy(deployments) if deployments is not None
                 else st.lists(_deployments(), min_size=1, max_size=3))
@@ -252,6 +289,10 @@ def experiments(draw, *, threshold: Any = None, score_floor: Any = None, watchli
         data["matcher"]["score_floor"] = draw(_as_strategy(score_floor))
     if sweep is not None:
         data["sweep"] = _section(draw(_as_strategy(sweep)))
+    if groups is not None:
+        data["groups"] = [_section(g) for g in draw(_as_strategy(groups))]
+        for d in data["programme"]["deployments"]:
+            d.pop("ethnicity_shares", None)     # declared groups bring their own shares
     for path, value in (settings or {}).items():
         _set(data, path, draw(_as_strategy(value)))
     return from_dict(data)
