@@ -294,6 +294,20 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
                                   "probability", "95%"),
     "sensitivity.explain.replicates": ("replicates (posterior draws) per grid point", "",
                                        "docs/sensitivity.md"),
+    "groups.name": ("[[groups]]: the experiment's own passer groups, in place of the census's sex x "
+                    "ethnicity; a group's name in every table (an identifier, not 'all')", "",
+                    "left out: the census groups (docs/model.md, Declared groups)"),
+    "groups.share": ("the group's share of passers at every deployment (summing to 1 over the groups)",
+                     "share", "required"),
+    "groups.watchlist_share": ("the group's share of watchlist entries (summing to 1)", "share", "required"),
+    "groups.sex": ("the group's sex, if it has one: it then takes the score model's same-sex and "
+                   "female shifts", "", "none"),
+    "groups.probe_shift": ("shift of the impostor location of the group's probes (higher: more false "
+                           "matches)", "logit", "docs/model.md"),
+    "groups.entry_shift": ("shift of the impostor location against the group's watchlist entries",
+                           "logit", "docs/model.md"),
+    "groups.genuine_shift": ("shift of the genuine (mated) location of the group's watchlisted passers",
+                             "logit", "docs/model.md"),
 }
 
 # metric -> what it is (counts are per programme per replicate unless a rate)
@@ -334,9 +348,10 @@ METRICS: dict[str, str] = {
     "reported figure's rate",
     "mean_operator_wait_seconds": "mean wait from alert to operator",
     "mean_officer_wait_seconds": "mean wait from confirmation to a team setting off",
-    "black_share_of_false_alerts": "Black passers' share of the exact expected false alerts",
+    "black_share_of_false_alerts": "Black passers' share of the exact expected false alerts (census "
+    "groups only: no row for an experiment's own [[groups]])",
     "black_white_false_alert_ratio": "exact expected false alerts per recorded face, Black over White "
-    "passers (both sexes)",
+    "passers (both sexes; census groups only)",
 }
 
 
@@ -475,7 +490,9 @@ def render() -> str:
         "group × metric with `estimate` (counts and programme figures: the mean over replicates;",
         "rates: pooled numerator over pooled denominator) and `ci_low`, `ci_high`: the 2.5th and",
         "97.5th percentiles over replicates, a 95% posterior-predictive interval when settings are",
-        "calibrated (one posterior draw per replicate). Counts are per programme.",
+        "calibrated (one posterior draw per replicate). Counts are per programme. `group` is `all`",
+        "or a group's name: a census group (`female_asian`, ..., `male_other`) or, when the",
+        "experiment declares `[[groups]]`, one of its own.",
         "",
         "| metric | kind | what it is |",
         "|---|---|---|",
