@@ -123,7 +123,9 @@ def calibrated_settings(experiment: Experiment) -> list[str]:
     if review.p_arrest == CALIBRATED:
         names.append("review.p_arrest")
     if experiment.matcher.parameters == CALIBRATED:
-        names += [f"matcher.scores.{name}" for name in (*SCORE_DRAWS, "probe_ethnicity_shift")
+        # declared groups bring their own probe shifts: the ethnicity pattern's is not used
+        pattern = ("probe_ethnicity_shift",) if experiment.groups is None else ()
+        names += [f"matcher.scores.{name}" for name in (*SCORE_DRAWS, *pattern)
                   if getattr(experiment.matcher.scores, name) is None]
     return names
 

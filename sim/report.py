@@ -139,10 +139,11 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
         fig = _figure((12, 8))
         plot.cells_compared(fig, summary, cells)
         drawn.append(_save(fig, figures / "cells_compared.png"))
-        fig = _figure((12, 4.5))
-        ax = fig.subplots()
-        plot.exposure_by_cell(ax, summary, cells)
-        drawn.append(_save(fig, figures / "exposure_by_cell.png"))
+        if census_groups(summary):
+            fig = _figure((12, 4.5))
+            ax = fig.subplots()
+            plot.exposure_by_cell(ax, summary, cells)
+            drawn.append(_save(fig, figures / "exposure_by_cell.png"))
         return drawn
     for x in numeric:
         if x == "matcher.threshold" and threshold_sweep:
