@@ -17,6 +17,7 @@ import pandas as pd
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sim.cli import main
 from sim.config import PasserGroup, ScoreParameters, from_dict, load_experiment
 from sim.groups import DEFAULT_GROUPS, GROUP_NAMES, group_shares
 from sim.metrics import unit_rows
@@ -207,3 +208,34 @@ def test_a_run_with_declared_groups_reports_them_by_name(tmp_path):
     assert {"false_alerts_by_group.png", "det_by_group.png", "disparity_vs_threshold.png"} <= drawn
     assert "exposure_per_head.png" not in drawn   # no census residents for declared groups
     assert results.experiment == from_dict(data)
+
+
+BAD_GROUPS = '''
+[experiment]
+name = "bad"
+[watchlist]
+size = 1000
+[[programme.deployments]]
+site = "a"
+duration_hours = 1.0
+footfall_per_hour = 100.0
+[[groups]]
+name = "young"
+share = 0.5
+watchlist_share = 0.5
+[[groups]]
+name = "old"
+share = 0.6
+watchlist_share = 0.5
+'''
+
+
+def test_lfrsim_validate_refuses_bad_groups_with_exit_2_and_one_line(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(BAD_GROUPS)
+    assert main(["validate", str(bad)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: groups.share: must sum to 1 over the groups, got 1.1 (young = 0.5, old = 0.6)"]
+    bad.write_text(BAD_GROUPS.replace("share = 0.6", "share = 0.5"))
+    assert main(["validate", str(bad)]) == 0
+    assert "valid" in capsys.readouterr().out
