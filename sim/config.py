@@ -945,9 +945,13 @@ def _check_sweep(experiment: Experiment) -> None:
         return
     problems: list[str] = []
     for path in sweep.parameters:
+        if path.split(".")[0] == "groups":
+            problems.append(f"sweep.parameters.{path}: declared [[groups]] cannot be swept; write one "
+                            "experiment for each set of groups")
+            continue
         if not _schema_has(path) or path.split(".")[0] in {"sweep", "experiment"}:
-            near = difflib.get_close_matches(path, [p for p in all_paths(Experiment)
-                                                    if p.split(".")[0] not in {"sweep", "experiment"}], n=1)
+            near = difflib.get_close_matches(path, [p for p in all_paths(Experiment) if p.split(".")[0]
+                                                    not in {"sweep", "experiment", "groups"}], n=1)
             hint = f"; did you mean {near[0]!r}?" if near else ""
             problems.append(f"sweep.parameters.{path}: must name a setting of the experiment, "
                             f"got {path!r}{hint}")

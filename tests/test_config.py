@@ -273,3 +273,11 @@ def test_the_age_bands_example_validates():
     experiment = load_experiment(root / "experiments" / "age_bands.toml")
     names = [g.name for g in experiment.passer_groups()]
     assert names == [f"{s}_{a}" for s in ("female", "male") for a in ("18_29", "30_59", "60_plus")]
+
+
+def test_declared_groups_cannot_be_swept():
+    data = {**copy.deepcopy(BASE), "groups": [YOUNG, OLD], "sweep": {"parameters": {"groups.0.share": [0.5]}}}
+    with pytest.raises(ConfigError) as caught:
+        from_dict(data)
+    assert caught.value.problems == ["sweep.parameters.groups.0.share: declared [[groups]] cannot be swept; "
+                                     "write one experiment for each set of groups"]
