@@ -383,7 +383,7 @@ def _type(annotation: Any) -> str:
         if a is type(None):
             continue
         if typing.get_origin(a) is typing.Literal:
-            names.append(" | ".join(repr(v) for v in typing.get_args(a)))
+            names.append("one of " + ", ".join(repr(v) for v in typing.get_args(a)))
         elif a in (int, float, str, bool):
             names.append({int: "integer", float: "number", str: "text", bool: "true/false"}[a])
         elif typing.get_origin(a) is list:
