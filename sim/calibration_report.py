@@ -336,12 +336,15 @@ def _sensitivity_section(doc: dict[str, Any]) -> list[str]:
                   "because the records' false alerts per counted face pin FPIR / k.", ""]
     lines += ["**Recovery** "
               "(`tests/test_checks.py::test_fits_recover_the_truth_of_data_simulated_by_the_model`, "
-              "slow): data sets are simulated from the shipped account at truths drawn by hypothesis from "
-              "the "
-              "posterior with the counting factors reset, refitted by nested sampling, and the truth must "
-              "lie "
-              "inside the 95% interval for at least 90% of (set, target) pairs. The headline's coverage was "
-              "the weakest of the targets in the research study."]
+              "slow): 8 data sets are simulated from the shipped account (c2) at truths drawn by "
+              "hypothesis from the posterior, with the counting factors reset (k_low in [0.3, 3], "
+              "k_high / k_low in [1, 8]), and refitted by nested sampling at the shipped 100 live points; "
+              "the truth must lie inside the 95% interval for at least 90% of the 64 (set, target) pairs. "
+              "Measured 2026-12-04: "
+              "it does for 60 (94%): every target 7 or 8 of 8. A simulated row's P(low count) is the "
+              "records' own recipe (the EM mixture) applied to its simulated faces per hour, as the "
+              "records' is to theirs; keeping the records' weights while redrawing the faces had "
+              "given 83%, the footfall elasticity 4 of 8."]
     return lines
 
 

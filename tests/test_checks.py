@@ -26,8 +26,28 @@ def test_simulated_data_have_the_records_shape(data):
     m = lk.Model(lk.ACCOUNTS["c+d"], data)
     x = np.array([p.transform(0.5) for p in m.priors])
     sim = checks.simulate("c+d", x, data, np.random.default_rng(0))
-    assert sim.n == data.n and len(sim.ff_rows) == len(data.ff_rows)
+    assert sim.n == data.n and [r.index for r in sim.rows] == [r.index for r in data.rows]
     assert np.isfinite(lk.Model(lk.ACCOUNTS["c+d"], sim).loglike(x))
+
+
+def test_simulated_regime_weights_come_from_the_simulated_faces_as_the_records_do(data):
+    """P(low count) of a simulated row is the records' EM recipe applied to the *simulated* faces
+    per hour, and the faces-per-hour rows are those it makes confident (records.footfall_rows)."""
+    m = lk.Model(lk.ACCOUNTS["c2"], data)
+    x = np.array([p.transform(0.5) for p in m.priors])
+    x[m.index["log_faces_per_passer_1"]] = 0.0
+    x[m.index["log_faces_per_passer_0"]] = math.log(8.0)       # high-count regime: 8 faces a passer
+    sim = checks.simulate("c2", x, data, np.random.default_rng(3))
+    rows = {r.index: r for r in (*sim.rows, *sim.ff_rows)}
+    in_2024 = [r for _, r in sorted(rows.items()) if r.date >= "2024-01-01"]
+    log_fph = np.log([r.faces / r.hours for r in in_2024])
+    after = np.array([r.date >= rec.SWITCH_DATE for r in in_2024])
+    mixture = rec.fit_regime_mixture(log_fph, after)
+    assert np.allclose([r.p_low_count for r in in_2024], mixture.p_low(log_fph, after))
+    assert {r.index for r in sim.ff_rows} <= set(rows)
+    assert all(r.date < "2024-01-01" or min(r.p_low_count, 1 - r.p_low_count) <= 0.05 for r in sim.ff_rows)
+    # the simulated faces, not the records', decide: the rows' weights moved
+    assert not np.allclose([r.p_low_count for r in sim.rows], [r.p_low_count for r in data.rows])
 
 
 def test_period_checks_cover_every_period_with_observed_totals(data):
@@ -58,21 +78,18 @@ def test_headline_counts_the_mets_figure_without_fitting_it():
 
 # The shipped fit's live points (100; Settings.screen). With fewer live points than about five per
 # dimension (the c2 account has 18) rwalk nested sampling contracts past the posterior's bulk: at
-# nlive 40 these truths were covered 55% of the time, impostor_sd high and the headline several
-# times its truth in most sets (a sampler failure). At 100 the coverage is 83% (53 of 64 pairs):
-# the counting factors 8/8, watchlisted_per_passer 7/8, impostor_sd, impostor_location and the
-# headline 6/8, footfall_elasticity 4/8, whose intervals (about +-0.12) are too narrow by misses
-# of 0.01-0.07. Until that is found the test records it as a known defect (strict: it fails
-# loudly the day it passes). dlogz 0.5 ends each run earlier than the shipped 0.1 (the evidence is
-# not used here) and 600 draws give the 95% quantiles.
+# nlive 40 these truths were covered 55% of the time (a sampler failure). At 100 they are covered
+# 94% of the time (60 of 64 pairs; footfall_elasticity 8 of 8). Before the simulation recomputed
+# P(low count) from its own faces per hour, it was 83%, footfall_elasticity 4 of 8: the fit was
+# handed regime weights computed from the records' faces, not the simulated ones (profiled, the
+# truth sat 2.6-3.4 log units below the maximum; emcee from the nested draws gave the same
+# intervals, so not the sampler). dlogz 0.5 ends each run earlier than the shipped 0.1 (the
+# evidence is not used here) and 600 draws give the 95% quantiles.
 RECOVERY = inf.Settings(nlive=100, walks=25, dlogz=0.5, runs=1, draws=600)
 RECOVERY_SETS = 8
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(reason="known defect, open on issue 12: 83% of (set, target) pairs covered at "
-                          "nlive 100, 90% required; footfall_elasticity's intervals too narrow (4 of 8 sets)",
-                   strict=True)
 def test_fits_recover_the_truth_of_data_simulated_by_the_model():
     """Truths drawn by hypothesis from the shipped c2 posterior, with the counting factors reset
     (k_low in [0.3, 3], k_high / k_low in [1, 8]); each set is simulated and refitted. The truth
