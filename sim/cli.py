@@ -1,4 +1,4 @@
-"""The ``lfrsim`` command: run, validate, report, reproduce, calibrate and replay.
+"""The ``lfrsim`` command: run, validate, report, reproduce, calibrate, replay and examples.
 
 Bad input (a broken file, a bad field, a results folder that is not one) ends with one line per
 problem and exit status 2, never a traceback; nothing half-written is left behind. The library
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 # the library's name for a setting -> the flag that sets it
 FLAGS = {"out": "--out", "resume": "--resume", "scheduler": "--scheduler", "workers": "--workers",
-         "overwrite": "--overwrite"}
+         "overwrite": "--overwrite", "to": "--to"}
 MAX_DEFAULT_WORKERS = 4
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -112,6 +112,12 @@ def _parser() -> argparse.ArgumentParser:
                            help="run only the design points missing from --out")
     sen_again.add_argument("--overwrite", action="store_true", help="replace the analysis --out holds")
     sen.add_argument("--quiet", action="store_true", help="no progress bar or table")
+
+    exa = sub.add_parser("examples", help="list the example experiments, or copy one to run or edit")
+    exa.add_argument("name", nargs="?", help="the example to copy (without NAME: list them)")
+    exa.add_argument("--to", type=Path, default=None,
+                     help="folder to copy it into (default: the current folder; made if missing)")
+    exa.add_argument("--force", action="store_true", help="replace a file of that name in --to")
 
     why = sub.add_parser("explain", help="where a reported figure is plausible: [sensitivity.explain]")
     why.add_argument("experiment", type=Path)
@@ -670,11 +676,38 @@ def _cmd_explain(args) -> int:
     return EXIT_OK
 
 
+def _cmd_examples(args) -> int:
+    from . import examples
+
+    known = examples.names()
+    if args.name is None:
+        if args.force or args.to is not None:
+            return _fail("examples: --to and --force need the NAME of an example to copy "
+                         f"(one of {', '.join(known)})")
+        width = max(len(n) for n in known)
+        for name in known:
+            print(f"{name:<{width}}  {examples.description(name, 98 - width)}")
+        print("\nlfrsim examples NAME [--to DIR] copies one; lfrsim run DIR/NAME.toml runs it.")
+        return EXIT_OK
+    to = args.to if args.to is not None else Path(".")
+    try:
+        target = examples.copy(args.name, to, args.force)
+    except examples.ExampleError as exc:
+        if exc.setting == "name":
+            return _fail(f"examples: unknown example {args.name!r}; the examples are: {', '.join(known)}")
+        return _fail(_as_flags(exc).replace("force=True", "--force"))
+    except OSError as exc:
+        return _fail(f"--to: cannot write to {to}: {exc.strerror or exc}")
+    print(f"copied: {target}; run it with: lfrsim run {target}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "report": _cmd_report,
                "reproduce": _cmd_reproduce, "calibrate": _cmd_calibrate, "replay": _cmd_replay,
-               "sensitivity": _cmd_sensitivity, "explain": _cmd_explain}[args.command]
+               "sensitivity": _cmd_sensitivity, "explain": _cmd_explain,
+               "examples": _cmd_examples}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

@@ -193,3 +193,16 @@ def test_the_met_records_experiment_is_a_grid_experiment():
     assert len(deps) == 203 and {d.threshold for d in deps} == {0.60, 0.62, 0.64}
     assert experiment.matcher.score_floor == 0.60
     assert all(d.recorded_faces is not None and d.counting_regime is not None for d in deps)
+
+
+def test_a_shipped_score_parameter_file_is_named_wherever_the_experiment_lives(tmp_path):
+    shipped = Path(__file__).resolve().parents[1] / "sim" / "data" / "score_parameters.toml"
+    by_name = from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": "lfrsim:score_parameters.toml"}},
+                        tmp_path)
+    by_path = from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": str(shipped)}}, tmp_path)
+    assert by_name.matcher.scores == by_path.matcher.scores
+    with pytest.raises(ConfigError) as caught:
+        from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": "lfrsim:published_figures.toml"}}, tmp_path)
+    [line] = caught.value.problems
+    assert line.startswith("matcher.parameters: ") and "lfrsim:score_parameters.toml" in line
+    assert "is not a score-parameter file shipped with lfrsim" in line
