@@ -202,7 +202,8 @@ def test_a_shipped_score_parameter_file_is_named_wherever_the_experiment_lives(t
     by_path = from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": str(shipped)}}, tmp_path)
     assert by_name.matcher.scores == by_path.matcher.scores
     with pytest.raises(ConfigError) as caught:
-        from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": "lfrsim:published_figures.toml"}}, tmp_path)
+        from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": "lfrsim:published_figures.toml"}},
+                  tmp_path)
     [line] = caught.value.problems
     assert line.startswith("matcher.parameters: ") and "lfrsim:score_parameters.toml" in line
     assert "is not a score-parameter file shipped with lfrsim" in line
