@@ -235,7 +235,7 @@ def _print_headline(results, elapsed: float) -> None:
         est, lo, hi = (v * 1e6 for v in summary_value(summary, 0, group, "false_alert_rate"))
         table.add_row(_short_group(group), *vals, f"{number(est)} ({number(lo)}–{number(hi)})")
     console.print(table)
-    console.print(f"Counts: means per programme over {plural(reps, 'replicate')}. Rates: false alerts per "
+    console.print(f"Counts: mean per programme over {plural(reps, 'replicate')}. Rates: false alerts per "
                   "million recorded faces, pooled over replicates. 95% PI: 2.5–97.5% across replicates "
                   "(summary.csv has every interval). F/M: female/male passers.")
     if len(results.cells) > 1:
