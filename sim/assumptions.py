@@ -17,11 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from . import examples
 from .config import MINORITY_PATTERN, Experiment, ScoreParameters, load_experiment
 from .crowd import place_shares, site_pool, watchlist_group_shares
 from .draws import comparison_draws, draw, faces_per_passer_for, score_parameters_for
@@ -29,8 +29,7 @@ from .groups import ETHNICITIES, default_groups, group_shares
 from .posterior import crowd_fpir, expected_false_alerts
 from .scores import score_model
 
-EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-HEADLINE = "met_2025_headline.toml"
+HEADLINE = "met_2025_headline"      # the shipped example (sim.examples), in a wheel too
 DRAWS = 300
 
 
@@ -67,8 +66,8 @@ ASSUMPTIONS = (
 
 @cache
 def headline() -> Experiment:
-    """The headline experiment, as shipped in ``experiments/`` beside the package's data."""
-    return load_experiment(EXPERIMENTS / HEADLINE)
+    """The headline experiment, as shipped with the package (``sim.examples``)."""
+    return load_experiment(examples.path(HEADLINE))
 
 
 def headline_mix(experiment: Experiment) -> np.ndarray:

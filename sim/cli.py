@@ -1,4 +1,4 @@
-"""The ``lfrsim`` command: run, validate, report, reproduce, calibrate and replay.
+"""The ``lfrsim`` command: run, validate, report, reproduce, calibrate, replay and examples.
 
 Bad input (a broken file, a bad field, a results folder that is not one) ends with one line per
 problem and exit status 2, never a traceback; nothing half-written is left behind. The library
@@ -32,7 +32,7 @@ if TYPE_CHECKING:
 
 # the library's name for a setting -> the flag that sets it
 FLAGS = {"out": "--out", "resume": "--resume", "scheduler": "--scheduler", "workers": "--workers",
-         "overwrite": "--overwrite"}
+         "overwrite": "--overwrite", "to": "--to"}
 MAX_DEFAULT_WORKERS = 4
 
 EXIT_OK, EXIT_FAIL, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -114,6 +114,12 @@ def _parser() -> argparse.ArgumentParser:
     sen_again.add_argument("--overwrite", action="store_true", help="replace the analysis --out holds")
     sen.add_argument("--quiet", action="store_true", help="no progress bar or table")
 
+    exa = sub.add_parser("examples", help="list the example experiments, or copy one to run or edit")
+    exa.add_argument("name", nargs="?", help="the example to copy (without NAME: list them)")
+    exa.add_argument("--to", type=Path, default=None,
+                     help="folder to copy it into (default: the current folder; made if missing)")
+    exa.add_argument("--force", action="store_true", help="replace a file of that name in --to")
+
     why = sub.add_parser("explain", help="where a reported figure is plausible: [sensitivity.explain]")
     why.add_argument("experiment", type=Path)
     why.add_argument("--out", type=Path, help="folder for explain.csv and its figure (default results/NAME)")
@@ -184,32 +190,11 @@ def _cmd_validate(args) -> int:
     except ConfigError as exc:
         return _fail(exc.problems)
     cells = experiment.sweep.size()
-    print(f"{args.experiment}: valid ({cells} cell{'s' * (cells != 1)}, "
-          f"{experiment.experiment.replications} replications, seed {experiment.experiment.seed})")
+    reps = experiment.experiment.replications
+    print(f"{args.experiment}: valid ({cells:,} cell{'s' * (cells != 1)}, "
+          f"{reps:,} replication{'s' * (reps != 1)}, seed {experiment.experiment.seed})")
     print(cost.summary())
     return EXIT_OK
-
-
-def _number(x: float) -> str:
-    """Compact counts for an 80-column terminal: 3.12M, 349k, 2,206, 62.5, 3.3, –."""
-    if x != x:  # NaN
-        return "–"
-    if abs(x) >= 1e6:
-        return f"{x / 1e6:.2f}M"
-    if abs(x) >= 1e4:
-        return f"{x / 1e3:.0f}k"
-    if abs(x) >= 100:
-        return f"{x:,.0f}"
-    return f"{x:.1f}"
-
-
-def _rate(x: float) -> str:
-    """A rate per million faces in at most four characters: 1,234, 71, 3.9, 0.3, 0."""
-    if x != x:
-        return "–"
-    if x >= 10 or x == 0:
-        return f"{x:,.0f}"
-    return f"{x:.1f}" if x >= 0.1 else f"{x:.2g}"
 
 
 HEADLINE = (("faces", "faces"), ("alerts", "alerts"), ("true_alerts", "true"), ("false_alerts", "false"),
@@ -225,11 +210,13 @@ def _short_group(name: str) -> str:
 
 
 def _print_headline(results, elapsed: float) -> None:
+    """The run's headline in the terminal, in the words and numbers of its summary.md (sim.report)."""
     from rich import box
     from rich.console import Console
     from rich.table import Table
 
-    from .metrics import compare
+    from .metrics import compare, summary_value
+    from .report import number, p_equals, plural
 
     console = Console()
     exp = results.experiment
@@ -238,46 +225,50 @@ def _print_headline(results, elapsed: float) -> None:
     params = results.cells[0] if results.cells and results.cells[0] else {}
     where = ", ".join(f"{k.rsplit('.', 1)[-1]} {v}" for k, v in params.items())
     table = Table(title=f"{exp.experiment.name}{f' ({where})' if where else ''}", box=box.SIMPLE_HEAD,
-                  pad_edge=False, title_justify="left")
+                  pad_edge=False, title_justify="left", padding=(0, 1, 0, 0))
     table.add_column("group", no_wrap=True)
     for _, title in HEADLINE:
         table.add_column(title, justify="right", no_wrap=True)
-    table.add_column("false per M\nfaces (95%)", justify="right", no_wrap=True)
+    # the one column that may wrap (estimate over interval) when a narrow terminal cannot hold it
+    table.add_column("false alerts per\nmillion faces\n(95% PI)", justify="right", min_width=9)
     for group in ["all", *[g for g in summary["group"].unique() if g != "all"]]:
-        part = summary[(summary["cell"] == 0) & (summary["group"] == group)].set_index("metric")
-        vals = [_number(part.loc[c, "estimate"]) if c in part.index else "–" for c, _ in HEADLINE]
-        r = {k: float(part.loc["false_alert_rate", k]) * 1e6 for k in ("estimate", "ci_low", "ci_high")}
-        table.add_row(_short_group(group), *vals,
-                      f"{_rate(r['estimate'])} ({_rate(r['ci_low'])}–{_rate(r['ci_high'])})")
+        vals = [number(summary_value(summary, 0, group, c)[0]) for c, _ in HEADLINE]
+        est, lo, hi = (v * 1e6 for v in summary_value(summary, 0, group, "false_alert_rate"))
+        table.add_row(_short_group(group), *vals, f"{number(est)} ({number(lo)}–{number(hi)})")
     console.print(table)
-    console.print(f"Counts: mean per programme over {reps} replicate{'s' * (reps != 1)} (2.5–97.5% spread "
-                  "in summary.csv). F/M: female/male passers. Rate: pooled, exact Clopper–Pearson.")
+    console.print(f"Counts: mean per programme over {plural(reps, 'replicate')}. Rates: false alerts per "
+                  "million recorded faces, pooled over replicates. 95% PI: 2.5–97.5% across replicates "
+                  "(summary.csv has every interval). F/M: female/male passers.")
     if len(results.cells) > 1:
         _print_cells(console, results)
     if exp.comparison is not None:
-        c = compare(results.metrics, 0, exp.comparison)
+        cmp_ = exp.comparison
+        c = compare(results.metrics, 0, cmp_)
+        _, lo, hi = (v * cmp_.faces for v in summary_value(summary, 0, "all", "false_alert_rate"))
         console.print(
-            f"Reported: {exp.comparison.false_alerts} false alerts in {exp.comparison.faces:,} faces. "
-            f"Simulated (cell 0): {c['simulated_per_reported_faces']:.1f} per {exp.comparison.faces:,} faces "
-            f"(95% CI {c['simulated_ci_low']:.1f}–{c['simulated_ci_high']:.1f}); exact expectation "
-            f"{c['expected_per_reported_faces']:.1f}; consistency p = {c['p_value_two_sided']:.3g} "
-            f"(two-sided Poisson, parameters fixed); implied threshold {c['implied_threshold']:.3f}.")
+            f"Reported: {plural(cmp_.false_alerts, 'false alert')} in {cmp_.faces:,} faces. Simulated "
+            f"(cell 0): {number(c['simulated_per_reported_faces'])} in {cmp_.faces:,} faces (95% PI "
+            f"{number(lo)}–{number(hi)}); exact expectation {number(c['expected_per_reported_faces'])}; "
+            f"consistency {p_equals(c['p_value_two_sided'])} (two-sided Poisson, parameters fixed); "
+            f"implied threshold {number(c['implied_threshold'])}.")
         post = results.posterior
         if post is not None:
             console.print(
-                f"With the calibration's uncertainty (cell {post['cell']} at threshold {post['threshold']}, "
-                f"{post['draws']} posterior draws): "
-                f"expected {post['expected']:.1f} (95% {post['interval_95'][0]:.1f}–"
-                f"{post['interval_95'][1]:.1f}) per {exp.comparison.faces:,} faces; "
-                f"P(≤ {exp.comparison.false_alerts}) = {post['p_at_most_reported']:.3f}.")
+                f"With the calibration's uncertainty (cell {post['cell']} at threshold "
+                f"{number(post['threshold'])}, {plural(post['draws'], 'posterior draw')}): expected "
+                f"{number(post['expected'])} (95% {number(post['interval_95'][0])}–"
+                f"{number(post['interval_95'][1])}) in {cmp_.faces:,} faces; "
+                f"P(≤ {cmp_.false_alerts}) {p_equals(post['p_at_most_reported'])[2:]}.")
     faces = float(results.metrics.query("group == 'all' and metric == 'faces'")["value"].sum())
-    console.print(f"{faces:,.0f} faces simulated; {elapsed:.1f} s in this session.")
+    console.print(f"{number(faces)} faces simulated; {elapsed:.1f} s in this session.")
 
 
 def _print_cells(console, results, limit: int = 60) -> None:
     """One line per sweep cell, everyone together: the sweep at a glance."""
     from rich import box
     from rich.table import Table
+
+    from .report import number
 
     summary = results.summary
     everyone = summary[summary["group"] == "all"]
@@ -293,8 +284,7 @@ def _print_cells(console, results, limit: int = 60) -> None:
         table.add_column(title, justify="right", no_wrap=True)
     for cell, params in enumerate(results.cells[:limit]):
         row = wide.loc[cell]
-        shown = [f"{row[m]:.3f}" if m in ("tpir", "ppv") else _number(row[m]) for m, _ in columns]
-        table.add_row(*[str(params[p]) for p in paths], *shown)
+        table.add_row(*[str(params[p]) for p in paths], *[number(row[m]) for m, _ in columns])
     console.print(table)
     if len(results.cells) > limit:
         console.print(f"... {len(results.cells) - limit} more cells in summary.csv")
@@ -671,11 +661,38 @@ def _cmd_explain(args) -> int:
     return EXIT_OK
 
 
+def _cmd_examples(args) -> int:
+    from . import examples
+
+    known = examples.names()
+    if args.name is None:
+        if args.force or args.to is not None:
+            return _fail("examples: --to and --force need the NAME of an example to copy "
+                         f"(one of {', '.join(known)})")
+        width = max(len(n) for n in known)
+        for name in known:
+            print(f"{name:<{width}}  {examples.description(name, 98 - width)}")
+        print("\nlfrsim examples NAME [--to DIR] copies one; lfrsim run DIR/NAME.toml runs it.")
+        return EXIT_OK
+    to = args.to if args.to is not None else Path(".")
+    try:
+        target = examples.copy(args.name, to, args.force)
+    except examples.ExampleError as exc:
+        if exc.setting == "name":
+            return _fail(f"examples: unknown example {args.name!r}; the examples are: {', '.join(known)}")
+        return _fail(_as_flags(exc).replace("force=True", "--force"))
+    except OSError as exc:
+        return _fail(f"--to: cannot write to {to}: {exc.strerror or exc}")
+    print(f"copied: {target}; run it with: lfrsim run {target}")
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler = {"run": _cmd_run, "validate": _cmd_validate, "report": _cmd_report,
                "reproduce": _cmd_reproduce, "calibrate": _cmd_calibrate, "replay": _cmd_replay,
-               "sensitivity": _cmd_sensitivity, "explain": _cmd_explain}[args.command]
+               "sensitivity": _cmd_sensitivity, "explain": _cmd_explain,
+               "examples": _cmd_examples}[args.command]
     try:
         return handler(args)
     except KeyboardInterrupt:

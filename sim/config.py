@@ -275,7 +275,8 @@ class ProgrammeGenerator(Frozen):
 class Programme(Frozen):
     """The deployments of one experiment: an explicit list, a grid file, or a generator.
 
-    ``grid = "path.csv"`` (relative to the experiment file) reads a deployment grid in the column
+    ``grid = "path.csv"`` (relative to the experiment file; ``"lfrsim:NAME"`` for a grid shipped
+    with the package, wherever the file lives) reads a deployment grid in the column
     format of the Met's records (``sim.grid``): each row it can simulate becomes one deployment,
     with its own date, place, duration, recorded faces, watchlist size, threshold, counting
     regime and period. The resolved experiment writes those deployments out, with the file's

@@ -451,6 +451,23 @@ def _row(problems: _Problems, i: int, c: dict[str, str], header: set[str]) -> Gr
 
 
 def resolve_path(name: str, base_dir: Path | str | None) -> Path:
-    """A grid named in an experiment: relative to the experiment file's folder."""
-    p = Path(name)
-    return p if p.is_absolute() or base_dir is None else Path(base_dir) / p
+    """A grid named in an experiment: ``lfrsim:NAME`` is a grid shipped with the package
+    (``lfrsim:met_lfr_deployments_2020_2024.csv``, wherever the experiment file lives), any other
+    name a path relative to the experiment file's folder. An unknown shipped name is a
+    ``ConfigError`` listing the shipped grids."""
+    try:
+        return shipped.resolve(name, base_dir, shipped_grids(), "grid")
+    except ValueError as exc:
+        raise ConfigError([str(exc)]) from None
+
+
+@cache
+def shipped_grids() -> list[str]:
+    """The shipped data files in a grid's column format (those with every required column)."""
+    grids = []
+    for name in shipped.names(".csv"):
+        with open(shipped.path(name), newline="", encoding="utf-8") as fh:
+            header = next(csv.reader(fh), [])
+        if set(REQUIRED_COLUMNS) <= {c.strip() for c in header}:
+            grids.append(name)
+    return grids

@@ -95,8 +95,10 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "from period, else crowd.watchlisted_per_passer",
     ),
     "programme.grid": (
-        "a deployment grid (CSV in the Met records' columns, relative to the experiment file): one "
-        "deployment per row with faces and a duration (sim.grid)",
+        "a deployment grid (CSV in the Met records' columns): one deployment per row with faces and a "
+        "duration (sim.grid). A path relative to the experiment file, or `lfrsim:NAME` for a grid "
+        "shipped with the package wherever the file lives (`lfrsim:met_lfr_deployments_2020_2024.csv`, "
+        "the Met's records)",
         "path",
         "none",
     ),
@@ -197,7 +199,9 @@ SETTINGS: dict[str, tuple[str, str, str]] = {
         "lowest threshold of the experiment",
     ),
     "matcher.parameters": (
-        "'calibrated' (a posterior draw per replicate), 'inline', or a path to a score-parameter file",
+        "'calibrated' (a posterior draw per replicate), 'inline', or a score-parameter file: a path "
+        "relative to the experiment file, or `lfrsim:NAME` for a shipped one "
+        "(`lfrsim:score_parameters.toml`)",
         "",
         "lfrsim calibrate",
     ),

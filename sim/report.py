@@ -17,17 +17,86 @@ from .metrics import borough_exposure, census_groups, compare, disparity, dispar
 from .results import Results, atomic_write_bytes, atomic_write_text
 
 
-def _fmt(x: float) -> str:
-    """Three significant figures, thousands separated, never in scientific notation above 1e-3."""
+def number(x: float | None) -> str:
+    """A count or a rate as every report prints it: whole numbers with thousands separators from
+    100 up (``3,111,579``, ``1,605``), three significant figures below (``52.5``, ``6.24``,
+    ``0.0425``), no trailing zeros, never scientific notation above 1e-3; ``–`` for none."""
     if x is None or (isinstance(x, float) and math.isnan(x)):
         return "–"
     if x == 0:
         return "0"
-    if abs(x) >= 1000:
+    if math.isinf(x):
+        return "∞" if x > 0 else "-∞"
+    if abs(x) >= 99.95:
         return f"{x:,.0f}"
     if abs(x) >= 1e-3:
         return f"{float(f'{x:.3g}'):g}"
     return f"{x:.3g}"
+
+
+
+def p_value(p: float | None) -> str:
+    """A p-value or probability as a reader wants it: three decimals, "< 0.001" below that (a
+    printed 0 would claim what no finite computation shows)."""
+    if p is None or (isinstance(p, float) and math.isnan(p)):
+        return "–"
+    return "< 0.001" if p < 0.001 else f"{p:.3f}"
+
+
+
+def p_equals(p: float | None) -> str:
+    """``p = 0.270``, ``p < 0.001``."""
+    text = p_value(p)
+    return f"p {text}" if text.startswith("<") else f"p = {text}"
+
+
+def plural(n: int, word: str) -> str:
+    """``1 replicate``, ``20 replicates``, ``1,000 draws``."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
+
+def span(values: list[float], unit: str = "", fmt=None) -> str:
+    """Distinct values as a reader takes them in: ``0.64``, ``1,000 and 10,000 entries``, or a
+    range, ``41 values from 0.5 to 0.7``."""
+    fmt = fmt or number
+    distinct = sorted(set(values))
+    after = f" {unit}" if unit else ""
+    if len(distinct) == 1:
+        return fmt(distinct[0]) + after
+    if len(distinct) <= 4:
+        return ", ".join(fmt(v) for v in distinct[:-1]) + f" and {fmt(distinct[-1])}{after}"
+    return f"{len(distinct)} values from {fmt(distinct[0])} to {fmt(distinct[-1])}{after}"
+
+
+def _entries(v: float) -> str:
+    return f"{v:,.0f}"
+
+
+def operating_point(experiment, cells: list[dict]) -> str:
+    """The header's watchlist and threshold: the sweep's values where swept, each deployment's own
+    where the programme sets them (a grid), else the experiment's."""
+    parts = []
+    settings = (("Watchlist", "watchlist.size", "watchlist_size", _entries, "entries"),
+                ("Threshold", "matcher.threshold", "threshold", number, ""))
+    deployments = experiment.programme.deployments
+    for label, path, own, fmt, unit in settings:
+        swept = [c[path] for c in cells if c and path in c]
+        default = experiment.watchlist.size if path == "watchlist.size" else experiment.matcher.threshold
+        given = [getattr(d, own) for d in deployments if getattr(d, own) is not None]
+        if swept:
+            text = f"swept, {span(swept, unit, fmt)}"
+            text += ", overriding each deployment's own" if given else ""
+        elif given and len(given) == len(deployments):
+            text = f"each deployment's own ({plural(len(given), 'deployment')}), {span(given, unit, fmt)}"
+        elif given:
+            text = (f"each deployment's own where set ({len(given):,} of "
+                    f"{plural(len(deployments), 'deployment')}; the others {fmt(default)}), "
+                    f"{span([*given, default], unit, fmt)}")
+        else:
+            text = fmt(default) + (f" {unit}" if unit else "")
+        parts.append(f"{label}: {text}.")
+    return " ".join(parts)
 
 
 HEADLINE_METRICS = ("faces", "alerts", "true_alerts", "false_alerts", "expected_false_alerts", "arrests",
@@ -159,20 +228,9 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     return drawn
 
 
-def _p(p: float) -> str:
-    """A p-value or probability as a reader wants it: three decimals, "< 0.001" below that."""
-    if p is None or (isinstance(p, float) and math.isnan(p)):
-        return "–"
-    return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
-
 def _interval(summary: pd.DataFrame, cell: int, group: str, metric: str, scale: float = 1.0) -> str:
     est, lo, hi = summary_value(summary, cell, group, metric)
-    return f"{_fmt(est * scale)} ({_fmt(lo * scale)}–{_fmt(hi * scale)})"
-
-
-def _plural(n: int, word: str) -> str:
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
+    return f"{number(est * scale)} ({number(lo * scale)}–{number(hi * scale)})"
 
 
 def _comparison_lines(results: Results) -> list[str]:
@@ -180,41 +238,70 @@ def _comparison_lines(results: Results) -> list[str]:
     cmp_ = exp.comparison
     assert cmp_ is not None
     lines = ["## Against the reported figure", "",
-             f"Reported: {cmp_.label} ({_plural(cmp_.false_alerts, 'false alert')} in {cmp_.faces:,} faces). "
+             f"Reported: {cmp_.label} ({plural(cmp_.false_alerts, 'false alert')} in {cmp_.faces:,} faces). "
              "It is compared with the model, never fitted to.", ""]
     post = results.posterior
     if post is not None:
-        lines += [f"**Posterior predictive** (cell {post['cell']}, threshold {post['threshold']}; "
+        lines += [f"**Posterior predictive** (cell {post['cell']}, threshold {number(post['threshold'])}; "
                   f"{post['draws']:,} draws of the calibrated model, this experiment's crowd mix and "
                   "watchlist; "
                   "recorded faces turned into passers by each draw's counting factor):", "",
                   "| | value |", "|---|---|",
                   f"| expected false alerts in {cmp_.faces:,} faces, mean (95% credible interval) | "
-                  f"{_fmt(post['expected'])} "
-                  f"({_fmt(post['interval_95'][0])}–{_fmt(post['interval_95'][1])}) |",
-                  f"| 95% predictive interval of the count | "
-                  f"{_fmt(post['predictive_interval_95'][0])}–{_fmt(post['predictive_interval_95'][1])} |",
-                  f"| P(≤ {cmp_.false_alerts}) | {_p(post['p_at_most_reported'])} |",
-                  f"| P(≥ {cmp_.false_alerts}) | {_p(post['p_at_least_reported'])} |", ""]
+                  f"{number(post['expected'])} "
+                  f"({number(post['interval_95'][0])}–{number(post['interval_95'][1])}) |",
+                  f"| 95% predictive interval of the count | {number(post['predictive_interval_95'][0])}–"
+                  f"{number(post['predictive_interval_95'][1])} |",
+                  f"| P(≤ {cmp_.false_alerts}) | {p_value(post['p_at_most_reported'])} |",
+                  f"| P(≥ {cmp_.false_alerts}) | {p_value(post['p_at_least_reported'])} |", ""]
     lines += ["Simulated, per cell (pooled over replicates; footnote: the p-value holds every "
               "parameter at its cell's draws and asks only about Poisson noise):", "",
-              "| cell | setting | false alerts per reported faces (95% PI) | exact expectation | "
+              f"| cell | setting | false alerts in {cmp_.faces:,} faces (95% PI) | exact expectation | "
               "p (parameters fixed) | implied threshold |", "|---|---|---|---|---|---|"]
     for cell, params in enumerate(results.cells):
         c = compare(results.metrics, cell, cmp_)
         setting = ", ".join(f"{k}={v}" for k, v in params.items()) or "base"
         scale = cmp_.faces
         rate = summary_value(results.summary, cell, "all", "false_alert_rate")
-        lines.append(f"| {cell} | {setting} | {_fmt(c['simulated_per_reported_faces'])} "
-                     f"({_fmt(rate[1] * scale)}–{_fmt(rate[2] * scale)}) | "
-                     f"{_fmt(c['expected_per_reported_faces'])} | {_p(c['p_value_two_sided'])} | "
-                     f"{_fmt(c['implied_threshold'])} |")
+        lines.append(f"| {cell} | {setting} | {number(c['simulated_per_reported_faces'])} "
+                     f"({number(rate[1] * scale)}–{number(rate[2] * scale)}) | "
+                     f"{number(c['expected_per_reported_faces'])} | {p_value(c['p_value_two_sided'])} | "
+                     f"{number(c['implied_threshold'])} |")
         if cell >= 40:
             lines.append("| … | | | | | |")
             break
     lines += ["", "The implied threshold is where the model would expect the reported count in this "
               "crowd.", ""]
     return lines
+
+
+def _disparity_line(summary: pd.DataFrame, cell: int = 0) -> str:
+    """Highest over lowest group false-alert rate in a cell, or why it is not defined."""
+    head = f"Highest over lowest group false-alert rate (cell {cell}, simulated alerts): "
+    part = summary[(summary["cell"] == cell) & (summary["group"] != "all")
+                   & (summary["metric"] == "false_alert_rate")]
+    rates = part.set_index("group")["estimate"].dropna()
+    if rates.empty:
+        return ""
+    exact = disparity_by_cell(summary)
+    exact = exact[exact["cell"] == cell]
+    fallback = ""
+    if not exact.empty and math.isfinite(float(exact["estimate"].iloc[0])):
+        e = exact.iloc[0]
+        fallback = (f" From the exact expectations (FPIR, no sampling noise): {number(float(e['estimate']))} "
+                    f"({e['highest']} over {e['lowest']}).")
+    none = sorted(rates[rates <= 0].index, key=list(rates.index).index)
+    if len(none) == len(rates):
+        return (head + f"not defined: no group had a simulated false alert in cell {cell}, so there is no "
+                "rate to divide by." + fallback)
+    if none:
+        top = rates.idxmax()
+        return (head + f"not defined: {len(none)} of {plural(len(rates), 'group')} had no simulated false "
+                f"alert ({', '.join(none)}), so the lowest rate is 0; the highest is {top}'s, "
+                f"{number(float(rates[top]) * 1e6)} per million recorded faces." + fallback)
+    d0 = disparity(summary)
+    d0 = d0[d0["cell"] == cell].iloc[0]
+    return head + f"{number(float(d0['ratio']))} ({d0['highest_group']} over {d0['lowest_group']})."
 
 
 def summary_markdown(results: Results, figures: list[str]) -> str:
@@ -224,10 +311,10 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     if exp.experiment.description:
         lines += [exp.experiment.description.strip(), ""]
     reps = int(summary["replicates"].max()) if len(summary) else 0
-    lines += [f"{_plural(reps, 'replicate')}, each with its own draw of the calibrated posterior where a "
+    lines += [f"{plural(reps, 'replicate')}, each with its own draw of the calibrated posterior where a "
               f"setting is calibrated. Root seed: {exp.experiment.seed}. "
-              f"{_plural(len(results.cells), 'cell')}. "
-              f"Watchlist: {exp.watchlist.size:,} entries. Threshold: {exp.matcher.threshold}.", "",
+              f"{plural(len(results.cells), 'cell')}. "
+              f"{operating_point(exp, results.cells)}", "",
               "Intervals are 95% posterior-predictive intervals: the 2.5th–97.5th percentiles over "
               "replicates (parameters and Monte Carlo together). Rates are per million recorded faces.", ""]
     if exp.comparison is not None:
@@ -244,8 +331,8 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
             setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
             vals = [summary_value(summary, cell, "all", m)[0] for m in CELL_METRICS]
             last = (_interval(summary, cell, 'all', 'black_white_false_alert_ratio') if census
-                    else _fmt(spread.get(cell, math.nan)))
-            lines.append(f"| {cell} | {setting} | " + " | ".join(_fmt(v) for v in vals) + f" | {last} |")
+                    else number(spread.get(cell, math.nan)))
+            lines.append(f"| {cell} | {setting} | " + " | ".join(number(v) for v in vals) + f" | {last} |")
         lines += ["", "Black/White: the exact expected false alerts per recorded face, Black over White "
                   "passers (both sexes), with its 95% posterior-predictive interval." if census else
                   "Highest/lowest: the exact expected FPIR of the declared group with the highest over "
@@ -257,18 +344,16 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     groups = ["all", *[g for g in summary["group"].unique() if g != "all"]]
     for g in groups:
         vals = [summary_value(summary, 0, g, m)[0] for m in HEADLINE_METRICS]
-        cells_ = [_fmt(v) for v in vals]
+        cells_ = [number(v) for v in vals]
         cells_[3] = _interval(summary, 0, g, "false_alerts")
         lines.append(f"| {g} | " + " | ".join(cells_)
                      + f" | {_interval(summary, 0, g, 'false_alert_rate', 1e6)} |")
     lines += ["", "Counts are means per programme over replicates; summary.csv gives every interval.", ""]
     lines += ["## Who bears the false alerts (cell 0)", ""]
     lines += (_black_white_lines(summary) if census else _declared_group_lines(summary))
-    disp = disparity(summary)
-    if not disp.empty:
-        d0 = disp.iloc[0]
-        lines += [f"Highest over lowest group false-alert rate (cell 0, simulated alerts): "
-                  f"{_fmt(d0['ratio'])} ({d0['highest_group']} over {d0['lowest_group']}).", ""]
+    disparity_line = _disparity_line(summary)
+    if disparity_line:
+        lines += [disparity_line, ""]
     if figures:
         lines += ["## Figures", ""] + [f"![{f}](figures/{f})" for f in figures] + [""]
     return "\n".join(lines)
@@ -287,13 +372,13 @@ def _declared_group_lines(summary: pd.DataFrame) -> list[str]:
     groups = [g for g in summary["group"].unique() if g != "all"]
     expected = {g: summary_value(summary, 0, g, "expected_false_alerts")[0] for g in groups}
     total = math.fsum(v for v in expected.values() if math.isfinite(v))
-    shares = ", ".join(f"{g} {_fmt(100 * v / total)}%" for g, v in expected.items()) if total > 0 else "–"
+    shares = ", ".join(f"{g} {number(100 * v / total)}%" for g, v in expected.items()) if total > 0 else "–"
     lines = [f"Each group's share of the expected false alerts: {shares}."]
     spread = disparity_by_cell(summary)
     first = spread[spread["cell"] == 0]
     if not first.empty and math.isfinite(float(first["estimate"].iloc[0])):
         row = first.iloc[0]
-        lines[0] += (f" Highest over lowest group expected FPIR: {_fmt(float(row['estimate']))} "
+        lines[0] += (f" Highest over lowest group expected FPIR: {number(float(row['estimate']))} "
                      f"({row['highest']} over {row['lowest']}).")
     lines += ["", "The Black/White ratio is not defined here: the experiment declares its own groups "
               f"({', '.join(groups)}), not the census's sex x ethnicity groups.", ""]

@@ -22,7 +22,7 @@ PACKAGE = Path(__file__).resolve().parents[1] / "sim"
 # lowest first; a module imports only from strictly lower layers
 LAYERS = (
     ("sim.groups", "sim.errors", "sim.seeds"),
-    ("sim.data",),
+    ("sim.data", "sim.examples"),
     ("sim.grid",),
     ("sim.config",),
     ("sim.draws",),

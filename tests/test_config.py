@@ -281,3 +281,17 @@ def test_declared_groups_cannot_be_swept():
         from_dict(data)
     assert caught.value.problems == ["sweep.parameters.groups.0.share: declared [[groups]] cannot be swept; "
                                      "write one experiment for each set of groups"]
+
+
+def test_a_shipped_score_parameter_file_is_named_wherever_the_experiment_lives(tmp_path):
+    shipped = Path(__file__).resolve().parents[1] / "sim" / "data" / "score_parameters.toml"
+    by_name = from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": "lfrsim:score_parameters.toml"}},
+                        tmp_path)
+    by_path = from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": str(shipped)}}, tmp_path)
+    assert by_name.matcher.scores == by_path.matcher.scores
+    with pytest.raises(ConfigError) as caught:
+        from_dict({**copy.deepcopy(BASE), "matcher": {"parameters": "lfrsim:published_figures.toml"}},
+                  tmp_path)
+    [line] = caught.value.problems
+    assert line.startswith("matcher.parameters: ") and "lfrsim:score_parameters.toml" in line
+    assert "is not a score-parameter file shipped with lfrsim" in line

@@ -155,6 +155,33 @@ def test_a_grid_is_read_relative_to_the_experiment_and_resolved_once(tmp_path):
     assert again == experiment
 
 
+def test_a_shipped_grid_is_named_the_same_wherever_the_experiment_lives(tmp_path):
+    by_name = {**copy.deepcopy(BASE), "programme": {"grid": "lfrsim:met_lfr_deployments_2020_2024.csv"}}
+    by_path = {**copy.deepcopy(BASE), "programme": {"grid": str(RECORDS)}}
+    a = from_dict(copy.deepcopy(by_name), tmp_path)
+    b = from_dict(copy.deepcopy(by_name), None)
+    c = from_dict(by_path, tmp_path)
+    assert a == b
+    assert a.programme.deployments == c.programme.deployments
+    assert a.programme.grid_sha256 == c.programme.grid_sha256
+    assert a.programme.grid == "lfrsim:met_lfr_deployments_2020_2024.csv"      # written out as named
+    assert G.resolve_path("lfrsim:met_lfr_deployments_2020_2024.csv", tmp_path).samefile(RECORDS)
+    assert G.resolve_path("mine.csv", tmp_path) == tmp_path / "mine.csv"     # a path is still a path
+
+
+@pytest.mark.parametrize("name", ["lfrsim:nope.csv", "lfrsim:london_ward_ethnicity_census2021.csv",
+                                  "lfrsim:", "lfrsim:../data/met_lfr_deployments_2020_2024.csv"])
+def test_an_unknown_shipped_grid_is_one_line_listing_the_shipped_ones(tmp_path, name):
+    with pytest.raises(ConfigError) as caught:
+        from_dict({**copy.deepcopy(BASE), "programme": {"grid": name}}, tmp_path)
+    assert caught.value.problems == [f"programme.grid: {name!r} is not a grid file shipped with lfrsim; "
+                                     "the shipped ones: lfrsim:met_lfr_deployments_2020_2024.csv"]
+
+
+def test_the_shipped_grids_are_those_in_the_grid_format():
+    assert G.shipped_grids() == ["met_lfr_deployments_2020_2024.csv"]
+
+
 def one_row_experiments(tmp_path: Path) -> tuple[dict, dict]:
     """The same deployment twice: a one-row grid, and a generator programme of one deployment."""
     row = {"date": "2023-05-02", "deployment": "Croydon", "ward_code": "E05011467", "faces_seen": "4000",

@@ -15,6 +15,7 @@ from scipy import stats
 
 import sim
 from sim.config import Experiment, from_dict, load_experiment
+from sim.errors import all_paths
 from sim.metrics import clopper_pearson
 from sim.pipeline import run_experiment
 from sim.results import (
@@ -78,6 +79,27 @@ def test_config_is_fully_resolved_and_loads_back_equal(finished):
         manifest["posterior"]["calibrated_settings"]
     assert data["matcher"]["score_floor"] == 0.58
     assert Experiment.from_toml(text) == results.experiment
+
+
+def test_config_writes_out_every_setting_of_the_schema(finished):
+    # every leaf of the schema whose section is set (no optional section left out, no list of
+    # deployments to walk) is in config.toml, prevalence_elasticity among them
+    out, results = finished
+    data = tomllib.loads((out / "config.toml").read_text())
+    assert data["crowd"]["prevalence_elasticity"] == results.experiment.crowd.prevalence_elasticity
+    checked = 0
+    for path in all_paths(Experiment):
+        *parents, leaf = path.split(".")
+        model, table = results.experiment, data
+        for key in parents:
+            model, table = getattr(model, key), table.get(key) if isinstance(table, dict) else None
+            if model is None or isinstance(model, list | dict):
+                break
+        else:
+            if getattr(model, leaf) is not None:
+                assert isinstance(table, dict) and leaf in table, path
+                checked += 1
+    assert checked > 50
 
 
 def test_manifest_records_versions_commit_seeds_times_and_cells_done(finished):

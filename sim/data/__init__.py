@@ -14,6 +14,10 @@
 * ``score_parameters.toml`` — the earlier MAP fit, superseded by ``posterior.toml``.
 
 See ``PROVENANCE.md`` beside this file.
+
+An experiment names one of these files as ``lfrsim:NAME`` (``grid =
+"lfrsim:met_lfr_deployments_2020_2024.csv"``): the same file wherever the experiment file lives,
+an installed wheel included (``resolve``).
 """
 
 from __future__ import annotations
@@ -27,10 +31,38 @@ from typing import Any
 
 from ..groups import ETHNICITIES
 
+SHIPPED = "lfrsim:"    # the prefix that names a shipped data file in an experiment
+
 
 def path(name: str) -> Path:
     """The installed path of a shipped data file."""
     return Path(str(resources.files(__package__).joinpath(name)))
+
+
+def names(suffix: str = "") -> list[str]:
+    """The shipped data files (ending in ``suffix``, e.g. ``".csv"``), sorted."""
+    return sorted(f.name for f in resources.files(__package__).iterdir()
+                  if f.is_file() and not f.name.startswith(("_", ".")) and not f.name.endswith(".py")
+                  and f.name.endswith(suffix))
+
+
+def resolve(name: str, base_dir: Path | str | None, available: list[str] | None = None,
+            kind: str = "data") -> Path:
+    """The file an experiment names: ``lfrsim:NAME`` is the shipped data file ``NAME`` wherever
+    the experiment lives; anything else is a path, relative to ``base_dir`` when not absolute.
+
+    ``available`` are the shipped names that fit (default: every shipped file); any other shipped
+    name is a ValueError that lists them.
+    """
+    if name.startswith(SHIPPED):
+        file = name[len(SHIPPED):]
+        available = names() if available is None else available
+        if file not in available:
+            listed = ", ".join(f"{SHIPPED}{n}" for n in available) or "none"
+            raise ValueError(f"{name!r} is not a {kind} file shipped with lfrsim; the shipped ones: {listed}")
+        return path(file)
+    file = Path(name)
+    return file if file.is_absolute() or base_dir is None else Path(base_dir) / file
 
 
 @cache
@@ -95,18 +127,29 @@ def published_figures() -> dict[str, Any]:
         return tomllib.load(fh)
 
 
+@cache
+def score_parameter_files() -> list[str]:
+    """The shipped TOML files with a ``[parameters]`` table (a score model's parameters)."""
+    out = []
+    for name in names(".toml"):
+        with open(path(name), "rb") as fh:
+            if isinstance(tomllib.load(fh).get("parameters"), dict):
+                out.append(name)
+    return out
+
+
 def score_parameters(name: str, base_dir: Path | str | None = None) -> dict[str, Any]:
     """The ``[parameters]`` table of a score-parameter file.
 
-    ``"inline"`` means none (every parameter is given in the experiment); anything else is a path,
-    relative to ``base_dir`` when not absolute. (``"calibrated"``, the shipped posterior, is drawn
-    per replicate by ``sim.draws``, not read from here.)
+    ``"inline"`` means none (every parameter is given in the experiment); ``lfrsim:NAME`` is a
+    shipped file (``lfrsim:score_parameters.toml``); anything else is a path, relative to
+    ``base_dir`` when not absolute. (``"calibrated"``, the shipped posterior, is drawn per
+    replicate by ``sim.draws``, not read from here.)
     """
     if name == "inline":
         return {}
-    file = Path(name)
-    if not file.is_absolute() and base_dir is not None:
-        file = Path(base_dir) / file
+    file = resolve(name, base_dir, score_parameter_files() if name.startswith(SHIPPED) else None,
+                   "score-parameter")
     with open(file, "rb") as fh:
         data = tomllib.load(fh)
     params = data.get("parameters")
