@@ -723,7 +723,8 @@ def summary_markdown(results: SensitivityResults, design: Design, figures: list[
     assert sens is not None
     lines = [f"# {exp.experiment.name}: sensitivity analysis", "",
              f"{sens.method.capitalize()} over {len(design.names)} settings, {len(results.samples):,} design "
-             f"points, {sens.replicates} replicate(s) each (seed {exp.experiment.seed}, common random "
+             f"points, {sens.replicates} replicate{'' if sens.replicates == 1 else 's'} each "
+             f"(seed {exp.experiment.seed}, common random "
              f"numbers); intervals: SALib's bootstrap, {sens.conf_level:.0%}.", "",
              "| setting | range |", "|---|---|"]
     for j, name in enumerate(design.names):
