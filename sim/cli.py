@@ -341,6 +341,19 @@ def _stop_on_sigterm() -> None:
     signal.signal(signal.SIGTERM, raise_interrupt)
 
 
+def _interrupted() -> int:
+    """The exit code of a stopped command; if a unit's thread is still inside its long library
+    call, leave at once (``sweep.unit_still_running``): the manifest and the finished units are
+    already written, and finalising the interpreter beside that thread can hang."""
+    from .sweep import unit_still_running
+
+    if unit_still_running():
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(EXIT_INTERRUPTED)
+    return EXIT_INTERRUPTED
+
+
 def _resume_command(args, out: Path) -> str:
     extra = "".join(f" --{name} {value}" for name, value in (("seed", args.seed),
                                                              ("replications", args.replications))
@@ -383,7 +396,7 @@ def _cmd_run(args) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished units are kept in {out}; continue with: {_resume_command(args, out)}",
               file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except MemoryError:
         kept = f"finished units are kept in {out}; " if out.is_dir() else ""
         return _fail(f"run: out of memory; {kept}use fewer --workers or a smaller experiment")
@@ -584,7 +597,7 @@ def _cmd_sensitivity(args) -> int:
     except KeyboardInterrupt:
         print(f"\ninterrupted: finished design points are kept in {out}; continue with: "
               f"lfrsim sensitivity {args.experiment} --out {out} --resume", file=sys.stderr)
-        return EXIT_INTERRUPTED
+        return _interrupted()
     except OSError as exc:
         return _fail(f"--out: cannot write results to {out}: {exc.strerror or exc}")
     if not args.quiet:

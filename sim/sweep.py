@@ -132,6 +132,22 @@ class SerialExecutor(Executor):
             yield unit, _in_thread(run_unit, unit, self.poll_seconds)
 
 
+UNIT_THREAD = "lfrsim-unit"
+_computing: set[str] = set()          # units whose thread is inside ``compute`` (set.add/discard: atomic)
+
+
+def unit_still_running() -> bool:
+    """Whether a unit's thread is still inside its computation (the main thread stopped waiting).
+
+    After Ctrl-C the thread runs on inside its library call, and leaving the process beside it
+    can hang: the C library's exit handlers (OpenBLAS joining its threads) wait for that call,
+    seen for over a minute. A command that stops while this is true leaves with ``os._exit`` once
+    its files are written. (``Thread.is_alive`` cannot tell: in Python 3.11 a ``join`` interrupted
+    by KeyboardInterrupt marks a running thread stopped.)
+    """
+    return bool(_computing)
+
+
 def _in_thread(compute: Callable[[Unit], Rows], unit: Unit, poll_seconds: float) -> Rows:
     """``compute(unit)`` in a daemon thread, waited for in slices; its exception is raised here."""
     outcome: dict[str, Any] = {}
@@ -141,9 +157,16 @@ def _in_thread(compute: Callable[[Unit], Rows], unit: Unit, poll_seconds: float)
             outcome["rows"] = compute(unit)
         except BaseException as exc:  # noqa: BLE001 - handed to the waiting thread, raised there
             outcome["error"] = exc
+        finally:
+            _computing.discard(unit.name)
 
-    thread = threading.Thread(target=target, name=f"lfrsim-{unit.name}", daemon=True)
-    thread.start()
+    thread = threading.Thread(target=target, name=f"{UNIT_THREAD} {unit.name}", daemon=True)
+    _computing.add(unit.name)                  # before start: a signal may come at once
+    try:
+        thread.start()
+    except BaseException:
+        _computing.discard(unit.name)
+        raise
     while thread.is_alive():
         thread.join(poll_seconds)
     if "error" in outcome:
