@@ -16,6 +16,7 @@ the data, and log axes label their decades and the values between them.
 from __future__ import annotations
 
 import math
+import re
 from pathlib import Path
 from typing import Any
 
@@ -63,13 +64,13 @@ def summary_of(source: Results | pd.DataFrame | str | Path) -> pd.DataFrame:
 
 
 def group_label(name: str) -> str:
-    """'female_black' -> 'Female Black'; 'all' -> 'everyone'."""
+    """'female_black' -> 'Female Black'; 'all' -> 'everyone'; a declared 'male_18_29' -> 'male 18–29'."""
     if name == "all":
         return "everyone"
     try:
         g = group_named(name)
     except KeyError:
-        return name.replace("_", " ")
+        return re.sub(r"(\d)_(\d)", "\\1–\\2", name).replace("_", " ")
     return f"{g.sex.capitalize()} {g.ethnicity.capitalize()}"
 
 
@@ -126,7 +127,8 @@ def _groups(summary: pd.DataFrame) -> list[str]:
 
 
 def false_alerts_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "") -> Any:
-    """False alerts per million faces by passer group: simulated (95% Clopper–Pearson) and exact."""
+    """False alerts per million faces by passer group: simulated (with its 95% interval across
+    replicates: posterior-predictive where the experiment is calibrated) and exact."""
     groups = _groups(summary)
     rates = np.array([summary_value(summary, cell, g, "false_alert_rate") for g in groups]) * 1e6
     expected = expected_false_alert_rate(summary)
@@ -136,7 +138,7 @@ def false_alerts_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: 
     ax.bar(xs, rates[:, 0], color="#4472c4", label="simulated")
     ax.errorbar(xs, rates[:, 0], yerr=[np.clip(rates[:, 0] - rates[:, 1], 0, None),
                 np.clip(rates[:, 2] - rates[:, 0], 0, None)], fmt="none", color="black", capsize=3,
-                label="95% interval (Clopper–Pearson)")
+                label="95% interval across replicates")
     ax.scatter(xs, exact, color="crimson", marker="_", s=250, zorder=3, label="exact expectation")
     ax.set_xticks(xs, [group_label(g) for g in groups], rotation=40, ha="right")
     ax.set_ylabel("false alerts per million faces")
@@ -254,9 +256,36 @@ def false_alerts_vs_threshold(ax: Any, summary: pd.DataFrame, reported: tuple[in
     log_axis(ax.yaxis)
     ax.set_xlabel("threshold (vendor similarity score)")
     ax.set_ylabel(f"false alerts per {per:,.0f} faces")
-    ax.set_title("False alerts against threshold (simulated with 95% Clopper–Pearson band)")
+    ax.set_title("False alerts against threshold (simulated, 95% band across replicates)")
     ax.legend(fontsize=8, loc="upper right")
     return ax
+
+
+def _probit_axis(axis: Any, candidates: list[float], special: Any) -> None:
+    """Ticks at the candidate rates inside the data's span (probit units), the span widened to
+    hold at least two of them: the curves fill the panel whatever the thresholds swept."""
+    lo, hi = axis.get_data_interval()
+    if not (math.isfinite(lo) and math.isfinite(hi)):
+        return
+    pad = max(0.15 * (hi - lo), 0.15)
+    lo, hi = lo - pad, hi + pad
+    at = special.ndtri(np.array(candidates))
+    inside = [i for i, v in enumerate(at) if lo <= v <= hi]
+    while len(inside) < 2:
+        below = [i for i, v in enumerate(at) if v < lo]
+        above = [i for i, v in enumerate(at) if v > hi]
+        if below:
+            lo = float(at[below[-1]]) - 0.05
+        if above:
+            hi = float(at[above[0]]) + 0.05
+        if not below and not above:
+            break
+        inside = [i for i, v in enumerate(at) if lo <= v <= hi]
+    step = -(-len(inside) // 6)                       # at most six labels, the largest rate kept
+    inside = inside[::-1][::step][::-1]
+    set_lim = axis.axes.set_xlim if axis is axis.axes.xaxis else axis.axes.set_ylim
+    set_lim(lo, hi)
+    axis.set_ticks([float(at[i]) for i in inside], [f"{candidates[i]:g}" for i in inside])
 
 
 def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DET_MARKERS) -> Any:
@@ -285,10 +314,8 @@ def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DE
                 ax.plot(fp[hit], fn[hit], shape, color=line.get_color(), ms=5)
     for m, shape in zip(markers, ("o", "s"), strict=False):
         ax.plot([], [], shape, color="black", ls="none", label=f"threshold {m:.2f}")
-    ticks = [1e-9, 1e-7, 1e-5, 1e-3, 1e-1]
-    ax.set_xticks(special.ndtri(ticks), [f"{t:g}" for t in ticks])
-    yt = [0.01, 0.05, 0.1, 0.2, 0.5]
-    ax.set_yticks(special.ndtri(yt), [f"{t:g}" for t in yt])
+    _probit_axis(ax.xaxis, [10.0 ** k for k in range(-14, 0)], special)
+    _probit_axis(ax.yaxis, [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], special)
     ax.set_xlabel("FPIR (exact expectation, probit scale)")
     ax.set_ylabel("FNIR = 1 − TPIR (probit scale)")
     ax.set_title("DET curves per passer group across thresholds")
