@@ -223,9 +223,20 @@ def lines(summary: pd.DataFrame, x: str, metric: str, group: str = "all"):
 
 
 def metric_against(ax: Any, summary: pd.DataFrame, x: str, metric: str, group: str = "all",
-                   scale: float = 1.0, band: bool = True, log: bool = False, **style: Any) -> Any:
-    """One line per combination of the other swept settings, with its 95% band."""
-    for label, rows in lines(summary, x, metric, group):
+                   scale: float = 1.0, band: bool = True, log: bool = False, floor: float | None = None,
+                   **style: Any) -> Any:
+    """One line per combination of the other swept settings, with its 95% band.
+
+    On a log axis a band whose lower end is 0 is drawn down to ``floor`` (default: a third of the
+    smallest positive value drawn), which becomes the axis' bottom: the band reaches the edge
+    rather than stopping where its lower end has no place on the axis."""
+    series = list(lines(summary, x, metric, group))
+    if log and floor is None:
+        drawn = np.concatenate([rows[c].to_numpy(float) for _, rows in series
+                                for c in ("estimate", "ci_low", "ci_high")] or [np.zeros(0)]) * scale
+        drawn = drawn[np.isfinite(drawn) & (drawn > 0)]
+        floor = float(drawn.min()) / 3 if drawn.size else None
+    for label, rows in series:
         xs = rows[x].astype(float).to_numpy()
         est = rows["estimate"].to_numpy(float) * scale
         if log:  # a zero count has no place on a log axis: its interval's upper end still shows
@@ -233,8 +244,12 @@ def metric_against(ax: Any, summary: pd.DataFrame, x: str, metric: str, group: s
         line, = ax.plot(xs, est, marker="o", ms=3, label=label or None, **style)
         if band:
             low = rows["ci_low"].to_numpy(float) * scale
-            ax.fill_between(xs, np.where(low > 0, low, np.nan) if log else low,
-                            rows["ci_high"].to_numpy(float) * scale, alpha=0.2, color=line.get_color())
+            high = rows["ci_high"].to_numpy(float) * scale
+            if log:
+                low = np.where(high > 0, np.where(low > 0, low, floor if floor else np.nan), np.nan)
+            ax.fill_between(xs, low, high, alpha=0.2, color=line.get_color())
+    if log and floor:
+        ax.set_ylim(bottom=floor)
     return ax
 
 
@@ -243,8 +258,14 @@ def false_alerts_vs_threshold(ax: Any, summary: pd.DataFrame, reported: tuple[in
     """False alerts per reported faces against threshold; ``reported`` = (false alerts, faces, threshold)."""
     x = "matcher.threshold"
     per = reported[1] if reported else 1e6
-    metric_against(ax, summary, x, "false_alert_rate", scale=per, log=True)
-    for label, rows in lines(expected_false_alert_rate(summary), x, "expected_false_alert_rate"):
+    expected = list(lines(expected_false_alert_rate(summary), x, "expected_false_alert_rate"))
+    drawn = np.concatenate([rows["estimate"].to_numpy(float) * per for _, rows in expected]
+                           + [summary.loc[summary["metric"] == "false_alert_rate",
+                                          ["estimate", "ci_low", "ci_high"]].to_numpy(float).ravel() * per])
+    drawn = drawn[np.isfinite(drawn) & (drawn > 0)]
+    floor = float(drawn.min()) / 3 if drawn.size else None
+    metric_against(ax, summary, x, "false_alert_rate", scale=per, log=True, floor=floor)
+    for label, rows in expected:
         ax.plot(rows[x].astype(float), rows["estimate"] * per, ls="--", color="grey",
                 label="exact expectation" + (f" ({label})" if label else ""))
     if reported is not None:
@@ -253,6 +274,8 @@ def false_alerts_vs_threshold(ax: Any, summary: pd.DataFrame, reported: tuple[in
         ax.errorbar([threshold], [count], yerr=[[count - lo], [hi - count]], fmt="s", color="crimson",
                     capsize=4, label=f"reported: {count} (Poisson 95%)")
     ax.set_yscale("log")
+    if floor:
+        ax.set_ylim(floor, max(float(drawn.max()), reported[0] if reported else 0.0) * 2)
     log_axis(ax.yaxis)
     ax.set_xlabel("threshold (vendor similarity score)")
     ax.set_ylabel(f"false alerts per {per:,.0f} faces")
