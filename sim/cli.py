@@ -91,7 +91,8 @@ def _parser() -> argparse.ArgumentParser:
 
     rpl = sub.add_parser("replay",
                          help="replay a deployment grid with the simulator, deployment by deployment")
-    rpl.add_argument("grid", type=Path, help="the grid, a CSV in the column format of the Met's records")
+    rpl.add_argument("grid", help="the grid, a CSV in the column format of the Met's records, or lfrsim:NAME "
+                                  "for one shipped with the package (lfrsim:met_lfr_deployments_2020_2024.csv)")
     rpl.add_argument("--draws", type=int, default=None,
                      help="posterior draws, one replicate each (default: sim.replay.DEFAULT_DRAWS, 100)")
     rpl.add_argument("--out", type=Path, help="results folder (default results/replay_GRID)")
@@ -509,7 +510,7 @@ def _read_toml(path: Path) -> dict:
 
 def _cmd_replay(args) -> int:
     from . import replay
-    from .grid import read_grid
+    from .grid import read_grid, resolve_path
 
     if args.draws is not None and not 1 <= args.draws <= 100_000:
         return _fail(f"--draws: must be between 1 and 100000, got {args.draws}")
@@ -517,10 +518,14 @@ def _cmd_replay(args) -> int:
         return _fail(f"--seed: must be between 0 and 2**63 - 1, got {args.seed}")
     if args.workers is not None and args.workers < 1:
         return _fail(f"--workers: must be >= 1, got {args.workers}")
-    out = args.out or replay.default_out(args.grid)
+    try:
+        path = resolve_path(str(args.grid), Path.cwd())       # a path, or lfrsim:NAME (a shipped grid)
+    except ConfigError as exc:
+        return _fail(exc.problems)
+    out = args.out or replay.default_out(path)
     try:
         replay.check_out(out)
-        grid = read_grid(args.grid)
+        grid = read_grid(path)
         if not grid.simulated:
             return _fail(f"{args.grid}: no row has both faces_seen and a duration published; "
                          "nothing to replay")

@@ -105,6 +105,20 @@ def test_lfrsim_replay_refuses_a_bad_draw_count(capsys):
     assert "--draws" in capsys.readouterr().err
 
 
+def test_lfrsim_replay_names_a_shipped_grid_as_lfrsim_name(tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)                  # no records file next to the command
+    assert main(["replay", "lfrsim:nope.csv"]) == 2
+    err = capsys.readouterr().err
+    assert "lfrsim:met_lfr_deployments_2020_2024.csv" in err and "Traceback" not in err
+    assert not (tmp_path / "results").exists()
+    # the shipped form reaches the shipped file: refused here only for its folder, not its name
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "replay_met_lfr_deployments_2020_2024").mkdir()
+    (tmp_path / "results" / "replay_met_lfr_deployments_2020_2024" / "mine.txt").write_text("keep")
+    assert main(["replay", "lfrsim:met_lfr_deployments_2020_2024.csv", "--draws", "1"]) == 2
+    assert "--out" in capsys.readouterr().err
+
+
 def test_lfrsim_replay_never_writes_over_a_folder_that_is_not_a_replay(tmp_path, capsys):
     out = tmp_path / "mine"
     out.mkdir()
