@@ -91,8 +91,9 @@ def _parser() -> argparse.ArgumentParser:
 
     rpl = sub.add_parser("replay",
                          help="replay a deployment grid with the simulator, deployment by deployment")
-    rpl.add_argument("grid", help="the grid, a CSV in the column format of the Met's records, or lfrsim:NAME "
-                                  "for one shipped with the package (lfrsim:met_lfr_deployments_2020_2024.csv)")
+    rpl.add_argument("grid", help="the grid, a CSV in the column format of the Met's records, or "
+                                  "lfrsim:NAME for one shipped with the package "
+                                  "(lfrsim:met_lfr_deployments_2020_2024.csv)")
     rpl.add_argument("--draws", type=int, default=None,
                      help="posterior draws, one replicate each (default: sim.replay.DEFAULT_DRAWS, 100)")
     rpl.add_argument("--out", type=Path, help="results folder (default results/replay_GRID)")
