@@ -223,6 +223,19 @@ class _Start(simpy.Event):
         self._ok = True
 
 
+class _Timer(simpy.Event):
+    """``simpy.Timeout(env, delay, value)`` with its one callback given: scheduled the same way (the
+    same priority, in the same order), without the delay check and the list append a Timeout
+    and ``callbacks.append`` cost. Every alert makes two or three of these."""
+
+    def __init__(self, env: simpy.Environment, delay: float, value: object, callback):
+        self.env = env
+        self.callbacks = [callback]
+        self._value = value
+        self._ok = True
+        env.schedule(self, simpy.events.NORMAL, delay)
+
+
 class ReviewDays:
     """Several deployment days of review in one simpy environment; each day has its own staff.
 
@@ -280,14 +293,14 @@ class ReviewDays:
             # scheduled by the alert before it (``_camera``)
             first = float(seconds[rows[0]])
             if first > 0:
-                simpy.Timeout(self.env, first, (d, 0)).callbacks.append(self._camera)
+                _Timer(self.env, first, (d, 0), self._camera)
             else:
                 self.env.schedule(_Start(self.env, (d, 0), self._camera), simpy.events.URGENT)
 
     def _camera(self, event: simpy.Event) -> None:
         """Raise the day's alert the event stands for, then any due at the same moment, then set a
         timeout for the next: the loop of a camera process, run from the events' callbacks."""
-        d, k = event.value
+        d, k = event._value
         rows, seconds, env = self._rows[d], self._seconds, self.env
         raised = self._raised
         while True:
@@ -295,9 +308,9 @@ class ReviewDays:
             k += 1
             if k == len(rows):
                 return
-            wait = seconds[rows[k]] - env.now
+            wait = seconds[rows[k]] - env._now     # env.now without its property call
             if wait > 0:
-                simpy.Timeout(env, wait, (d, k)).callbacks.append(self._camera)
+                _Timer(env, wait, (d, k), self._camera)
                 return
 
     def _raised(self, i: int, d: int) -> None:
@@ -310,15 +323,27 @@ class ReviewDays:
         if operators.free > 0:     # operators.take(), inlined: this runs once per alert
             operators.free -= 1
             self._operator_wait[i] = 0.0
-            simpy.Timeout(self.env, self._review_s[i], i).callbacks.append(self._review_done)
+            _Timer(self.env, self._review_s[i], i, self._review_done)
         else:
             self.interacted[d] = True
             self._waited[i] = True
             self.env.process(self._queue_for_operator(i, d, operators.wait()))
 
     def _review_done(self, event: simpy.Event) -> None:
-        i = event._value    # the value a Timeout was built with (``event.value``, without its check)
-        self._reviewed(i, self._day[i])
+        """``_reviewed`` for an alert whose review began at once: inlined, as it runs once per alert."""
+        i = event._value    # the value the timer was built with (``event.value``, without its check)
+        d = self._day[i]
+        operators = self._operators[d]
+        if operators.queue:    # operators.release(), inlined
+            operators.queue.popleft().succeed()
+        else:
+            operators.free += 1
+        self._operator_seconds[i] = self._review_s[i]
+        self._review_end[i] = self.env._now
+        if self._confirm[i]:
+            self._confirmed(i, d)
+        else:
+            self._outcome[i] = REJECTED
 
     def _queue_for_operator(self, i: int, d: int, turn: simpy.Event) -> Generator[simpy.Event, object, None]:
         yield turn
@@ -336,15 +361,20 @@ class ReviewDays:
         self._confirmed(i, d)
 
     def _confirmed(self, i: int, d: int) -> None:
-        confirmed = self.env.now
+        env = self.env
+        confirmed = env._now
         latest = self._latest[i]
         teams = self._teams[d]
         if teams is None or confirmed > latest:
             self._officer_wait[i] = 0.0
             self._outcome[i] = LOST
             return
-        if teams.take():
-            self._engage(i, d, confirmed)
+        if teams.free > 0:     # teams.take() and _engage(i, d, confirmed), inlined: once per alert
+            teams.free -= 1
+            self._officer_wait[i] = 0.0
+            response = self._response[i]
+            self._to_engagement[i] = confirmed + response - self._seconds[i]
+            _Timer(env, response + self._engagement[i], i, self._released)
         else:   # every team busy: wait, but only until the passer is out of reach
             self.interacted[d] = True
             self._waited[i] = True
@@ -365,14 +395,14 @@ class ReviewDays:
         now = self.env.now
         self._officer_wait[i] = now - confirmed
         self._to_engagement[i] = now + self._response[i] - self._seconds[i]
-        simpy.Timeout(self.env, self._response[i] + self._engagement[i], i).callbacks.append(self._released)
+        _Timer(self.env, self._response[i] + self._engagement[i], i, self._released)
 
     def _released(self, event: simpy.Event) -> None:
         i = event._value
         d = self._day[i]
         self._teams[d].release()
         self._officer_seconds[i] = (self._response[i] + self._engagement[i]) * self.team_size
-        self._engagement_end[i] = self.env.now
+        self._engagement_end[i] = self.env._now
         self._outcome[i] = self._fate_outcome[i]
 
     OUTPUTS = ("outcome", "operator_wait", "operator_seconds", "officer_wait", "officer_seconds",
