@@ -17,9 +17,14 @@ import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from . import data as shipped
-from .config import ConfigError, load_experiment
-from .cost import check_cost
+# Before numpy loads: the simulator's matrix products are small and its parallelism is worker
+# processes, so OpenBLAS's thread pool would only cost every command ~50-70 ms of CPU at start-up.
+# A user's own setting wins.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+
+from . import data as shipped  # noqa: E402
+from .config import ConfigError, load_experiment  # noqa: E402
+from .cost import check_cost  # noqa: E402
 
 # Each subcommand imports the modules it runs when it runs (``_cmd_*``), so `lfrsim validate`
 # does not load the simulation's results, figures, calibration or sensitivity analysis (pandas,
@@ -307,6 +312,11 @@ class _ProgressBar:
     """
 
     def __init__(self, label: str, enabled: bool, console=None):
+        self.label = label
+        self.task = None
+        self.bar = None
+        if not enabled:   # --quiet: nothing to show, and rich.progress (~30 ms to import) not loaded
+            return
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
@@ -316,20 +326,22 @@ class _ProgressBar:
             TimeRemainingColumn,
         )
 
-        self.label = label
         self.bar = Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                             TextColumn("cell-replicates"), TimeElapsedColumn(), TextColumn("left"),
-                            TimeRemainingColumn(), transient=True, disable=not enabled, console=console)
-        self.task = None
+                            TimeRemainingColumn(), transient=True, console=console)
 
     def __enter__(self) -> _ProgressBar:
-        self.bar.__enter__()
+        if self.bar is not None:
+            self.bar.__enter__()
         return self
 
     def __exit__(self, *exc) -> None:
-        self.bar.__exit__(*exc)
+        if self.bar is not None:
+            self.bar.__exit__(*exc)
 
     def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            return
         if self.task is None:
             self.task = self.bar.add_task(self.label, total=total, completed=done)
         else:

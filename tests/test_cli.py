@@ -127,6 +127,30 @@ def test_progress_bar_shows_cell_replicates_done_and_time_left():
     assert task.completed == 18 and task.total == 48
 
 
+def test_quiet_progress_bar_draws_nothing_and_loads_no_rich_progress():
+    with _ProgressBar("1 cell × 2 replicates", enabled=False) as bar:
+        bar(0, 2)
+        bar(2, 2)
+    assert bar.bar is None and bar.task is None
+    code = ("import sys; from sim.cli import _ProgressBar\n"
+            "with _ProgressBar('x', enabled=False) as bar: bar(1, 2)\n"
+            "print('rich.progress' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.stdout.strip() == "False"
+
+
+def test_the_command_starts_numpy_without_a_blas_thread_pool_unless_asked():
+    code = "import sim.cli, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "1"
+    env["OPENBLAS_NUM_THREADS"] = "2"      # a user's own setting wins
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "2"
+
+
 # -- hostile targets: exit 2, one line, nothing touched ---------------------------------------
 
 def test_out_at_a_non_empty_folder_that_is_not_results_is_refused(tiny_file, tmp_path, capsys):
