@@ -282,16 +282,18 @@ class ReviewDays:
         order = np.lexsort((alerts.seconds, self.day))
         days, starts = np.unique(self.day[order], return_index=True)
         ends = np.append(starts[1:], n)[:len(starts)]
-        seconds = alerts.seconds.astype(float)
+        seconds = alerts.seconds.astype(float).tolist()
+        ordered = order.tolist()     # Python lists from here: a day costs a few slices, not arrays
+        operators = max(review.operators, 1)
         for d, lo, hi in zip(days.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            self._operators[d] = Staff(self.env, max(review.operators, 1))
+            self._operators[d] = Staff(self.env, operators)
             self._teams[d] = Staff(self.env, self.n_teams) if self.n_teams > 0 else None
-            rows = order[lo:hi].tolist()
+            rows = ordered[lo:hi]
             self._rows[d] = rows
             # the day's camera: its first alert is a timeout from the start of the day (one that
             # comes at once waits for the run to start, as a process would), each later one is
             # scheduled by the alert before it (``_camera``)
-            first = float(seconds[rows[0]])
+            first = seconds[rows[0]]
             if first > 0:
                 _Timer(self.env, first, (d, 0), self._camera)
             else:
