@@ -9,6 +9,7 @@ alone knows them as command-line flags.
 from __future__ import annotations
 
 import argparse
+import gc
 import os
 import signal
 import sys
@@ -691,6 +692,12 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except KeyboardInterrupt:
         return EXIT_INTERRUPTED
+    finally:
+        if argv is None:
+            # run as the command (the console script, ``python -m sim``): the process ends next, and
+            # the collections of interpreter shutdown would trace every object it built once more
+            # (~0.1 CPU s after validate, ~0.3 s after a run); frozen, they are freed all the same
+            gc.freeze()
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -96,6 +97,23 @@ def test_validate_counts_the_cells(tmp_path, capsys):
                     '"review.officers" = [4, 8]\n')
     assert main(["validate", str(good)]) == 0
     assert "82 cells, 2 replications, seed 5" in capsys.readouterr().out
+
+
+def test_only_the_command_itself_freezes_its_objects_before_the_process_ends(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text(TINY)
+    frozen = gc.get_freeze_count()
+    assert main(["validate", str(good)]) == 0          # called from Python: nothing frozen
+    assert gc.get_freeze_count() == frozen
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "from sim.cli import main\n"
+            f"sys.argv = ['lfrsim', 'validate', {str(good)!r}]\n"
+            "sys.exit(main())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert "valid" in out.stdout and out.stdout.strip().endswith("frozen True")
 
 
 def test_run_writes_the_folder_and_names_it(tiny_results, capsys):
