@@ -350,9 +350,23 @@ def peak_rss(faces: float) -> dict:
             "faces_per_second_end_to_end_1e8": child["faces"] / child["seconds"]}
 
 
-def _cli(*args: str) -> tuple[float, float]:
-    """(wall, CPU) seconds of ``python -m sim ARGS`` in a fresh process, this checkout's code."""
+def _child_env(pycache: Path | None) -> dict[str, str]:
+    """The environment of a fresh ``python`` for this checkout.
+
+    With ``pycache``, compiled bytecode is kept there (``PYTHONPYCACHEPREFIX``) even where the
+    environment says not to write it (``PYTHONDONTWRITEBYTECODE``, as in some development shells):
+    an installed package starts from its bytecode, so that is what a user waits for. Without it,
+    the environment is taken as it is.
+    """
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    if pycache is not None:
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = str(pycache)
+    return env
+
+
+def _cli(*args: str, env: dict[str, str]) -> tuple[float, float]:
+    """(wall, CPU) seconds of ``python -m sim ARGS`` in a fresh process, this checkout's code."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     start = time.perf_counter()
     subprocess.run([sys.executable, "-m", "sim", *args], check=True, capture_output=True, env=env, cwd=ROOT)
@@ -384,15 +398,22 @@ def cli(repeat: int) -> dict:
     Headline: 20 replicates, one worker, results folder, figures and posterior comparison.
     Threshold sweep: 41 thresholds x 10 replicates against the same experiment at its lowest
     threshold (0.50: the same search floor, so the same passers are scored), both on one worker,
-    and the sweep on two workers. Import and validate: the cost before any work.
+    and the sweep on two workers. Import and validate: the cost before any work. Every process
+    starts from cached bytecode (``_child_env``), warmed by one run of each command first;
+    validate is also timed with the environment's own setting (``*_env_bytecode``).
     """
     import pandas as pd
 
-    results: dict = {}
+    results: dict = {"cli_env_dont_write_bytecode": bool(os.environ.get("PYTHONDONTWRITEBYTECODE"))}
     with tempfile.TemporaryDirectory() as tmp:
         tmp_path = Path(tmp)
-        imports = [_cli("--help")[0] for _ in range(repeat)]
-        env = {**os.environ, "PYTHONPATH": str(ROOT)}
+        results["cli_validate_wall_seconds_env_bytecode"] = min(
+            _cli("validate", str(HEADLINE), env=_child_env(None))[0] for _ in range(repeat))
+        env = _child_env(tmp_path / "pycache")
+        # warm the bytecode cache: every module the timed commands import, compiled once
+        _cli("run", str(HEADLINE), "--out", str(tmp_path / "warm"), "--workers", "2", "--quiet",
+             "--replications", "2", env=env)
+        imports = [_cli("--help", env=env)[0] for _ in range(repeat)]
         import_walls = []
         for _ in range(repeat):
             start = time.perf_counter()
@@ -400,10 +421,11 @@ def cli(repeat: int) -> dict:
             import_walls.append(time.perf_counter() - start)
         results["import_sim_wall_seconds"] = min(import_walls)
         results["cli_help_wall_seconds"] = min(imports)
-        results["cli_validate_wall_seconds"] = min(_cli("validate", str(HEADLINE))[0] for _ in range(repeat))
+        results["cli_validate_wall_seconds"] = min(_cli("validate", str(HEADLINE), env=env)[0]
+                                                   for _ in range(repeat))
         def run(path: Path, name: str, workers: int, *extra: str) -> tuple[float, float]:
             return _cli("run", str(path), "--out", str(tmp_path / name), "--workers", str(workers), "--quiet",
-                        *extra)
+                        *extra, env=env)
 
         # the issue's measure: 20 replicates (the experiment file itself asks for 100)
         wall, cpu = run(HEADLINE, "headline", 1, "--replications", str(HEADLINE_CLI_REPLICATES))
@@ -423,6 +445,38 @@ def cli(repeat: int) -> dict:
                         "cli_threshold_sweep_wall_seconds_2_workers": w2,
                         "cli_threshold_sweep_speedup_2_workers": w1 / w2})
     return results
+
+
+def sweep_workers(repeat: int) -> dict:
+    """The threshold sweep's units (41 thresholds x 10 replicates) on 1 and 2 local processes, wall.
+
+    Only the executor's part of ``lfrsim run``: plan, run every unit, gather the rows (no results
+    folder, summary, figures or posterior comparison), 1 and 2 workers taking turns. The rows
+    must be the same. With one worker the units run in this process (``SerialExecutor``); with
+    two, in a fresh ``ProcessExecutor`` each round (its start-up counted).
+    """
+    from sim.sweep import make_executor, plan
+
+    _, units = plan(load_experiment(THRESHOLD_SWEEP))
+
+    def run_with(workers: int):
+        executor = make_executor(workers)
+        try:
+            return sorted((u.name, repr(rows)) for u, rows in executor.run(units))   # repr: nan == nan
+        finally:
+            executor.close()
+
+    walls: dict[int, list[float]] = {1: [], 2: []}
+    outputs = {}
+    for _ in range(repeat):
+        for workers in (1, 2):
+            start = time.perf_counter()
+            outputs[workers] = run_with(workers)
+            walls[workers].append(time.perf_counter() - start)
+    assert outputs[1] == outputs[2], "two workers gave other rows than one"
+    one, two = min(walls[1]), min(walls[2])
+    return {"sweep_units_wall_seconds_1_worker": one, "sweep_units_wall_seconds_2_workers": two,
+            "sweep_units_speedup_2_workers": one / two, "sweep_units": len(units)}
 
 
 # -- driver ------------------------------------------------------------------------------------
@@ -461,6 +515,7 @@ def measure(quick: bool, log: Callable[[str], None]) -> dict:
             repeat, [10**3, 10**4, 10**5, 10**6])),
         ("threshold sweep", lambda: sweep(experiment, 2 if quick else 5)),
         ("end to end, headline", lambda: end_to_end(experiment, 3 if quick else repeat)),
+        ("threshold sweep's units on 1 and 2 workers", lambda: sweep_workers(2 if quick else 3)),
     ]
     if not quick:
         steps += [("10^8 faces, peak RSS", lambda: peak_rss(1e8)),
@@ -474,6 +529,13 @@ def measure(quick: bool, log: Callable[[str], None]) -> dict:
     results["faces_per_second_end_to_end"] = e2e_fps
     results["ratio_vs_bruteforce_end_to_end"] = e2e_fps / results["faces_per_second_bruteforce"]
     results["search_seconds_per_deployment_ms"] = 1e3 * results["search_seconds_per_deployment"]
+    if "cli_threshold_sweep_wall_seconds" in results:
+        # what two workers could give at most (Amdahl): the units split in two, the rest of the
+        # command (start-up, pooling, posterior comparison, summary, figures) as on one
+        w1, units = results["cli_threshold_sweep_wall_seconds"], results["sweep_units_wall_seconds_1_worker"]
+        rest = max(w1 - units, 0.0)
+        results["cli_threshold_sweep_outside_units_seconds"] = rest
+        results["cli_threshold_sweep_speedup_2_workers_bound"] = w1 / (rest + units / 2)
     results["targets"] = {name: {"target": target, "kind": kind, "measured": results.get(name),
                                  "met": None if results.get(name) is None else bool(
                                      results[name] >= target if kind == "min" else results[name] <= target)}
@@ -532,6 +594,9 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
         ("cli_threshold_sweep_wall_seconds", "lfrsim run threshold_sweep (41 x 10, 1 worker), wall s"),
         ("cli_threshold_sweep_cost_ratio", "threshold_sweep / same at one threshold, wall"),
         ("cli_threshold_sweep_speedup_2_workers", "threshold_sweep, 1 worker / 2 workers, wall"),
+        ("cli_threshold_sweep_speedup_2_workers_bound",
+         "threshold_sweep, 1 worker / 2 workers at best (units halved, the rest as on 1), wall"),
+        ("sweep_units_speedup_2_workers", "threshold_sweep's units alone, 1 worker / 2 workers, wall"),
     ]
     rows = []
     for key, label in labels:

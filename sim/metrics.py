@@ -217,9 +217,11 @@ def disparity(summary: pd.DataFrame, metric: str = "false_alert_rate") -> pd.Dat
 
 def summary_value(summary: pd.DataFrame, cell: int, group: str, metric: str) -> tuple[float, float, float]:
     """(estimate, ci_low, ci_high) of one cell, group and metric of a summary (nan if absent)."""
-    # on the columns' arrays: a report asks for a hundred values, and pandas' masks cost ~1 ms each
-    hit = np.flatnonzero((summary["cell"].to_numpy() == cell) & (summary["group"].to_numpy() == group)
-                         & (summary["metric"].to_numpy() == metric))
+    # a report asks for hundreds of values: the cell's rows first (integers), then the strings of
+    # those rows alone (a string column copied out whole costs ~0.4 ms, pandas' masks ~1 ms)
+    hit = np.flatnonzero(summary["cell"].to_numpy() == cell)
+    for column, value in (("group", group), ("metric", metric)):
+        hit = hit[np.asarray(summary[column].array.take(hit) == value, dtype=bool)]
     if not hit.size:
         return math.nan, math.nan, math.nan
     i = hit[0]

@@ -30,10 +30,12 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Generator
 from dataclasses import dataclass
+from heapq import heappush
 
 import numpy as np
 import simpy
 from scipy import special
+from simpy.events import NORMAL
 
 from .config import CALIBRATED, Review
 
@@ -223,6 +225,21 @@ class _Start(simpy.Event):
         self._ok = True
 
 
+class _Timer(simpy.Event):
+    """``simpy.Timeout(env, delay, value)`` with its one callback given: scheduled the same way (the
+    same priority, in the same order), without the delay check and the list append a Timeout
+    and ``callbacks.append`` cost. Every alert makes two or three of these."""
+
+    def __init__(self, env: simpy.Environment, delay: float, value: object, callback):
+        self.env = env
+        self.callbacks = [callback]
+        self._value = value
+        self._ok = True
+        # env.schedule(self, NORMAL, delay), inlined on simpy 4's queue: the same heap entry and
+        # event id (tests/test_review.py checks the order against simpy.Timeout's)
+        heappush(env._queue, (env._now + delay, NORMAL, next(env._eid), self))
+
+
 class ReviewDays:
     """Several deployment days of review in one simpy environment; each day has its own staff.
 
@@ -269,25 +286,27 @@ class ReviewDays:
         order = np.lexsort((alerts.seconds, self.day))
         days, starts = np.unique(self.day[order], return_index=True)
         ends = np.append(starts[1:], n)[:len(starts)]
-        seconds = alerts.seconds.astype(float)
+        seconds = alerts.seconds.astype(float).tolist()
+        ordered = order.tolist()     # Python lists from here: a day costs a few slices, not arrays
+        operators = max(review.operators, 1)
         for d, lo, hi in zip(days.tolist(), starts.tolist(), ends.tolist(), strict=True):
-            self._operators[d] = Staff(self.env, max(review.operators, 1))
+            self._operators[d] = Staff(self.env, operators)
             self._teams[d] = Staff(self.env, self.n_teams) if self.n_teams > 0 else None
-            rows = order[lo:hi].tolist()
+            rows = ordered[lo:hi]
             self._rows[d] = rows
             # the day's camera: its first alert is a timeout from the start of the day (one that
             # comes at once waits for the run to start, as a process would), each later one is
             # scheduled by the alert before it (``_camera``)
-            first = float(seconds[rows[0]])
+            first = seconds[rows[0]]
             if first > 0:
-                simpy.Timeout(self.env, first, (d, 0)).callbacks.append(self._camera)
+                _Timer(self.env, first, (d, 0), self._camera)
             else:
                 self.env.schedule(_Start(self.env, (d, 0), self._camera), simpy.events.URGENT)
 
     def _camera(self, event: simpy.Event) -> None:
         """Raise the day's alert the event stands for, then any due at the same moment, then set a
         timeout for the next: the loop of a camera process, run from the events' callbacks."""
-        d, k = event.value
+        d, k = event._value
         rows, seconds, env = self._rows[d], self._seconds, self.env
         raised = self._raised
         while True:
@@ -295,9 +314,9 @@ class ReviewDays:
             k += 1
             if k == len(rows):
                 return
-            wait = seconds[rows[k]] - env.now
+            wait = seconds[rows[k]] - env._now     # env.now without its property call
             if wait > 0:
-                simpy.Timeout(env, wait, (d, k)).callbacks.append(self._camera)
+                _Timer(env, wait, (d, k), self._camera)
                 return
 
     def _raised(self, i: int, d: int) -> None:
@@ -310,15 +329,27 @@ class ReviewDays:
         if operators.free > 0:     # operators.take(), inlined: this runs once per alert
             operators.free -= 1
             self._operator_wait[i] = 0.0
-            simpy.Timeout(self.env, self._review_s[i], i).callbacks.append(self._review_done)
+            _Timer(self.env, self._review_s[i], i, self._review_done)
         else:
             self.interacted[d] = True
             self._waited[i] = True
             self.env.process(self._queue_for_operator(i, d, operators.wait()))
 
     def _review_done(self, event: simpy.Event) -> None:
-        i = event._value    # the value a Timeout was built with (``event.value``, without its check)
-        self._reviewed(i, self._day[i])
+        """``_reviewed`` for an alert whose review began at once: inlined, as it runs once per alert."""
+        i = event._value    # the value the timer was built with (``event.value``, without its check)
+        d = self._day[i]
+        operators = self._operators[d]
+        if operators.queue:    # operators.release(), inlined
+            operators.queue.popleft().succeed()
+        else:
+            operators.free += 1
+        self._operator_seconds[i] = self._review_s[i]
+        self._review_end[i] = self.env._now
+        if self._confirm[i]:
+            self._confirmed(i, d)
+        else:
+            self._outcome[i] = REJECTED
 
     def _queue_for_operator(self, i: int, d: int, turn: simpy.Event) -> Generator[simpy.Event, object, None]:
         yield turn
@@ -336,15 +367,20 @@ class ReviewDays:
         self._confirmed(i, d)
 
     def _confirmed(self, i: int, d: int) -> None:
-        confirmed = self.env.now
+        env = self.env
+        confirmed = env._now
         latest = self._latest[i]
         teams = self._teams[d]
         if teams is None or confirmed > latest:
             self._officer_wait[i] = 0.0
             self._outcome[i] = LOST
             return
-        if teams.take():
-            self._engage(i, d, confirmed)
+        if teams.free > 0:     # teams.take() and _engage(i, d, confirmed), inlined: once per alert
+            teams.free -= 1
+            self._officer_wait[i] = 0.0
+            response = self._response[i]
+            self._to_engagement[i] = confirmed + response - self._seconds[i]
+            _Timer(env, response + self._engagement[i], i, self._released)
         else:   # every team busy: wait, but only until the passer is out of reach
             self.interacted[d] = True
             self._waited[i] = True
@@ -365,14 +401,14 @@ class ReviewDays:
         now = self.env.now
         self._officer_wait[i] = now - confirmed
         self._to_engagement[i] = now + self._response[i] - self._seconds[i]
-        simpy.Timeout(self.env, self._response[i] + self._engagement[i], i).callbacks.append(self._released)
+        _Timer(self.env, self._response[i] + self._engagement[i], i, self._released)
 
     def _released(self, event: simpy.Event) -> None:
         i = event._value
         d = self._day[i]
         self._teams[d].release()
         self._officer_seconds[i] = (self._response[i] + self._engagement[i]) * self.team_size
-        self._engagement_end[i] = self.env.now
+        self._engagement_end[i] = self.env._now
         self._outcome[i] = self._fate_outcome[i]
 
     OUTPUTS = ("outcome", "operator_wait", "operator_seconds", "officer_wait", "officer_seconds",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import os
@@ -98,6 +99,23 @@ def test_validate_counts_the_cells(tmp_path, capsys):
     assert "82 cells, 2 replications, seed 5" in capsys.readouterr().out
 
 
+def test_only_the_command_itself_freezes_its_objects_before_the_process_ends(tmp_path):
+    good = tmp_path / "good.toml"
+    good.write_text(TINY)
+    frozen = gc.get_freeze_count()
+    assert main(["validate", str(good)]) == 0          # called from Python: nothing frozen
+    assert gc.get_freeze_count() == frozen
+    code = ("import atexit, gc, sys\n"
+            "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+            "from sim.cli import main\n"
+            f"sys.argv = ['lfrsim', 'validate', {str(good)!r}]\n"
+            "sys.exit(main())\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.returncode == 0, out.stderr
+    assert "valid" in out.stdout and out.stdout.strip().endswith("frozen True")
+
+
 def test_run_writes_the_folder_and_names_it(tiny_results, capsys):
     assert (tiny_results / "metrics.parquet").is_file()
     assert json.loads((tiny_results / "manifest.json").read_text())["status"] == "complete"
@@ -125,6 +143,30 @@ def test_progress_bar_shows_cell_replicates_done_and_time_left():
     assert "18/48" in shown and "cell-replicates" in shown and "left" in shown
     task = bar.bar.tasks[0]
     assert task.completed == 18 and task.total == 48
+
+
+def test_quiet_progress_bar_draws_nothing_and_loads_no_rich_progress():
+    with _ProgressBar("1 cell × 2 replicates", enabled=False) as bar:
+        bar(0, 2)
+        bar(2, 2)
+    assert bar.bar is None and bar.task is None
+    code = ("import sys; from sim.cli import _ProgressBar\n"
+            "with _ProgressBar('x', enabled=False) as bar: bar(1, 2)\n"
+            "print('rich.progress' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])})
+    assert out.stdout.strip() == "False"
+
+
+def test_the_command_starts_numpy_without_a_blas_thread_pool_unless_asked():
+    code = "import sim.cli, os; print(os.environ['OPENBLAS_NUM_THREADS'])"
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    env["PYTHONPATH"] = str(Path(__file__).resolve().parents[1])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "1"
+    env["OPENBLAS_NUM_THREADS"] = "2"      # a user's own setting wins
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, env=env)
+    assert out.stdout.strip() == "2"
 
 
 # -- hostile targets: exit 2, one line, nothing touched ---------------------------------------

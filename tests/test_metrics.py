@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
+import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from sim.metrics import clopper_pearson, poisson_interval
+from sim.metrics import clopper_pearson, poisson_interval, summary_value
 
 
 @settings(max_examples=60, deadline=None)
@@ -28,3 +31,27 @@ def test_poisson_interval_covers_its_count_and_matches_the_chi2_form(count):
     if count > 0:
         assert stats.poisson.sf(count - 1, low) == pytest.approx(0.025, rel=1e-6)
     assert stats.poisson.cdf(count, high) == pytest.approx(0.025, rel=1e-6)
+
+
+@pytest.mark.parametrize("strings", ["object", "str"])
+def test_summary_value_is_the_first_row_of_its_cell_group_and_metric(strings):
+    """The same answer as pandas' own masks, whether strings are numpy objects or arrow-backed
+    (a summary read back from its CSV), with nan for a row that is not there."""
+    rows = [(cell, group, metric) for cell in (0, 1, 2) for group in ("all", "female_black")
+            for metric in ("faces", "false_alerts")]
+    rows.append((1, "all", "faces"))                       # a second row of a key: the first wins
+    summary = pd.DataFrame(rows, columns=["cell", "group", "metric"])
+    summary["estimate"] = range(len(rows))
+    summary["ci_low"] = summary["estimate"] - 0.5
+    summary["ci_high"] = summary["estimate"] + 0.5
+    summary = summary.astype({"group": strings, "metric": strings})
+    for cell in (0, 1, 2, 3):
+        for group in ("all", "female_black", "male_white"):
+            for metric in ("faces", "false_alerts", "tpir"):
+                hit = summary[(summary.cell == cell) & (summary.group == group) & (summary.metric == metric)]
+                got = summary_value(summary, cell, group, metric)
+                if hit.empty:
+                    assert all(math.isnan(v) for v in got)
+                else:
+                    first = hit.iloc[0]
+                    assert got == (first.estimate, first.ci_low, first.ci_high)

@@ -7,6 +7,7 @@ from dataclasses import replace
 
 import numpy as np
 import pytest
+import simpy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
@@ -26,6 +27,7 @@ from sim.review import (
     WRONGFUL_STOP,
     Alerts,
     ReviewDay,
+    _Timer,
     confirm_probability,
     review_alerts,
 )
@@ -371,3 +373,23 @@ def test_arrests_per_alert_at_064_match_the_mets_2024_records():
         alerts += c["alerts"].sum()
     low, high = stats.binomtest(272, 593).proportion_ci(method="exact")
     assert low < arrests / alerts < high, arrests / alerts
+
+
+def test_timer_fires_as_a_simpy_timeout_would():
+    """``_Timer`` is scheduled as ``simpy.Timeout``: same times, ties in the order they were made."""
+    env = simpy.Environment()
+    fired: list[tuple[float, str]] = []
+
+    def note(event):
+        fired.append((env.now, event.value))
+
+    expected = []
+    for k, delay in enumerate([3.0, 1.0, 1.0, 0.0, 2.5, 1.0]):
+        if k % 2:
+            _Timer(env, delay, f"timer{k}", note)
+        else:
+            simpy.Timeout(env, delay, f"timeout{k}").callbacks.append(note)
+        expected.append((delay, k))
+    env.run()
+    order = [f"{'timer' if k % 2 else 'timeout'}{k}" for _, k in sorted(expected)]
+    assert fired == [(t, name) for (t, _), name in zip(sorted(expected), order, strict=True)]
