@@ -4,7 +4,8 @@
 ``write_posterior`` writes what forward runs and the documentation read: ``posterior.toml``
 (priors with their sources, evidence and weights, PSIS-LOO, posterior medians in
 ``ScoreParameters`` form, summaries, diagnostics, the headline, per-period checks, false alerts
-given the alerts, leave-one-period-out, the tail slope, runtimes) and ``posterior.npz`` (float32
+given the alerts, leave-one-period-out, the tail slope, the Pareto tail's shape, runtimes) and
+``posterior.npz`` (float32
 equal-weight draws of the shipped account, one array per named quantity, plus ``p_arrest``).
 ``lfrsim calibrate [--out DIR] [--reduced] [--workers K]`` is the command.
 
@@ -323,6 +324,8 @@ def write_posterior(result: dict[str, Any], path: str | Path, command: str = "")
         "false_given_alerts": result.get("false_given_alerts", {}).get(result.get("best", ""), {}),
         "leave_one_period_out": result.get("lopo", []),
         "slope": result.get("slope", {}),
+        "tail_shape": {a: v["tail_shape"] for a, v in result.get("summaries", {}).items()
+                       if "tail_shape" in v},
         "npl_only": {k: v for k, v in result.get("npl_only", {}).items() if k != "diagnostics"},
         "screened_logz": result.get("screened_logz", {}),
         "stage": result.get("stage", {}),
