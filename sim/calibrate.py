@@ -4,7 +4,8 @@
 ``write_posterior`` writes what forward runs and the documentation read: ``posterior.toml``
 (priors with their sources, evidence and weights, PSIS-LOO, posterior medians in
 ``ScoreParameters`` form, summaries, diagnostics, the headline, per-period checks, false alerts
-given the alerts, leave-one-period-out, the tail slope, runtimes) and ``posterior.npz`` (float32
+given the alerts, leave-one-period-out, the tail slope, the Pareto tail's shape, runtimes) and
+``posterior.npz`` (float32
 equal-weight draws of the shipped account, one array per named quantity, plus ``p_arrest``).
 ``lfrsim calibrate [--out DIR] [--reduced] [--workers K]`` is the command.
 
@@ -246,7 +247,7 @@ def _median_score_parameters(samples: dict[str, np.ndarray]) -> dict[str, Any]:
             "probe_ethnicity_shift": {e: med["minority_probe_shift"] * MINORITY_PATTERN[e]
                                       for e in rec.ETHNICITIES},
             "probe_effect_sd": PROBE_EFFECT_SD, "entry_effect_sd": ENTRY_EFFECT_SD, "lamb_share": LAMB_SHARE,
-            "lamb_shift": LAMB_SHIFT, "tail": "gaussian", "genuine_location": med["genuine_location"],
+            "lamb_shift": LAMB_SHIFT, **_median_tail(samples), "genuine_location": med["genuine_location"],
             "genuine_sd": GENUINE_SD,
             "watchlisted_per_passer": float(np.median(samples["watchlisted_per_passer"])),
             "watchlisted_per_passer_note": ("per passer at a 15,000-entry list and 1,000 passers an hour; "
@@ -257,6 +258,14 @@ def _median_score_parameters(samples: dict[str, np.ndarray]) -> dict[str, Any]:
             "operator_pass_false": float(np.median(samples["operator_pass_false"]))
             if "operator_pass_false" in samples else 1.0}
 
+
+
+def _median_tail(samples: dict[str, np.ndarray]) -> dict[str, Any]:
+    """The noise fields of the medians: a Pareto-tail account's knot and median shape."""
+    if "tail_shape" not in samples:
+        return {"tail": "gaussian"}
+    return {"tail": "pareto", "tail_knot_sd": float(np.median(samples["tail_knot_sd"])),
+            "tail_shape": float(np.median(samples["tail_shape"]))}
 
 
 def _clean(v: Any) -> Any:
@@ -301,7 +310,8 @@ def write_posterior(result: dict[str, Any], path: str | Path, command: str = "")
                   "never_an_input": "Met 2025: 12 false alerts in 3,000,000 faces"},
         "priors": {p.name: {"prior": p.describe(), "source": p.source}
                    for p in priors(ACCOUNTS["c+d"]) + [Prior("field_shift", "normal", 0,
-                                                             FIELD_SHIFT_PRIOR_SD)]},
+                                                             FIELD_SHIFT_PRIOR_SD)]
+                   + [q for q in priors(ACCOUNTS["c2p"]) if q.name == "tail_shape"]},
         "evidence": {a: {"logz": result["logz"][a], "logz_err": result["logz_err"][a],
                          "weight": result["weights"][a],
                          "label": ACCOUNTS[a].label} for a in result["logz"]},
@@ -314,6 +324,8 @@ def write_posterior(result: dict[str, Any], path: str | Path, command: str = "")
         "false_given_alerts": result.get("false_given_alerts", {}).get(result.get("best", ""), {}),
         "leave_one_period_out": result.get("lopo", []),
         "slope": result.get("slope", {}),
+        "tail_shape": {a: v["tail_shape"] for a, v in result.get("summaries", {}).items()
+                       if "tail_shape" in v},
         "npl_only": {k: v for k, v in result.get("npl_only", {}).items() if k != "diagnostics"},
         "screened_logz": result.get("screened_logz", {}),
         "stage": result.get("stage", {}),

@@ -351,6 +351,11 @@ def _calibrated_median(name: str) -> Any:
     return shipped.posterior_medians()[name]
 
 
+def _calibrated_tail(name: str, gaussian: Any) -> Any:
+    """The shipped posterior's noise field ``name``, or the Gaussian's value if it has none."""
+    return shipped.posterior_medians().get(name, gaussian)
+
+
 class ScoreParameters(Frozen):
     """Latent (logit-scale) parameters of the score model; see ``sim.scores`` and docs/model.md.
 
@@ -375,9 +380,11 @@ class ScoreParameters(Frozen):
     entry_effect_sd: EffectSd = 0.03
     lamb_share: Probability = 0.01
     lamb_shift: Latent = 0.10
-    tail: Literal["gaussian", "pareto"] = "gaussian"
-    tail_knot_sd: float = Field(default=3.0, ge=0.0, le=20.0, allow_inf_nan=False)
-    tail_shape: float = Field(default=0.0, ge=0.0, le=1.0, allow_inf_nan=False)
+    # the noise family: the shipped posterior's (Gaussian unless a Pareto-tail account is shipped)
+    tail: Literal["gaussian", "pareto"] = Field(default_factory=lambda: _calibrated_tail("tail", "gaussian"))
+    tail_knot_sd: float = Field(default=3.0, ge=0.0, le=20.0, allow_inf_nan=False)   # the calibration's too
+    tail_shape: float = Field(default_factory=lambda: _calibrated_tail("tail_shape", 0.0), ge=0.0, le=1.0,
+                              allow_inf_nan=False)
     genuine_location: Latent = Field(default_factory=lambda: _calibrated_median("genuine_location"))
     genuine_sd: LatentSd = 0.50
     genuine_female_shift: Latent = 0.0

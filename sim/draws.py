@@ -51,6 +51,7 @@ from .seeds import STAGE_POSTERIOR, stream
 
 # posterior quantity -> the score parameter it sets (the minority shift sets a pattern, below)
 SCORE_DRAWS = ("impostor_location", "impostor_sd", "genuine_location", "same_ethnicity_shift")
+TAIL_DRAWS = ("tail", "tail_knot_sd", "tail_shape")     # set by a Pareto-tail posterior only
 COMPARISON_SEED = 20250101
 
 
@@ -107,10 +108,16 @@ def drawn_regimes(experiment: Experiment, seed: int, replicate: int) -> list[str
 
 
 def score_values(values: dict[str, float]) -> dict[str, Any]:
-    """The ``ScoreParameters`` fields a posterior draw sets."""
+    """The ``ScoreParameters`` fields a posterior draw sets.
+
+    A draw of a Pareto-tail account (one carrying a finite ``tail_shape``) sets the simulator's
+    ``ParetoTailNoise``: ``tail = "pareto"``, its knot and its shape; any other draw leaves the
+    Gaussian noise (a model-average draw of a Gaussian account has no shape, or NaN)."""
     out: dict[str, Any] = {name: values[name] for name in SCORE_DRAWS}
     shift = values["minority_probe_shift"]
     out["probe_ethnicity_shift"] = {e: shift * MINORITY_PATTERN[e] for e in ETHNICITIES}
+    if math.isfinite(values.get("tail_shape", math.nan)):
+        out.update(tail="pareto", tail_knot_sd=values["tail_knot_sd"], tail_shape=values["tail_shape"])
     return out
 
 
@@ -125,7 +132,8 @@ def calibrated_settings(experiment: Experiment) -> list[str]:
     if experiment.matcher.parameters == CALIBRATED:
         # declared groups bring their own probe shifts: the ethnicity pattern's is not used
         pattern = ("probe_ethnicity_shift",) if experiment.groups is None else ()
-        names += [f"matcher.scores.{name}" for name in (*SCORE_DRAWS, *pattern)
+        tail = TAIL_DRAWS if "tail_shape" in posterior_draws() else ()
+        names += [f"matcher.scores.{name}" for name in (*SCORE_DRAWS, *pattern, *tail)
                   if getattr(experiment.matcher.scores, name) is None]
     return names
 

@@ -91,9 +91,30 @@ wards are). Gaussian throughout, so ``a`` and ``m`` integrate out exactly.
 (c) a counted-faces-per-passer factor per regime, ``log k_r ~ Uniform(log 0.1, log 100)``;
 (d) records count operator-passed alerts only: ``omega ~ Uniform(0, 1)`` of false matcher
     alerts are recorded (the true-alert pass rate is absorbed into pi);
-c+d, b+c; c2 (as c, 2023 sharing the 2024 high-count factor); c0 (as c, gamma = 0). The
-footfall elasticity and the faces-per-hour block are in every account that uses the records,
-so all accounts explain the same data.
+c+d, b+c; c2 (as c, 2023 sharing the 2024 high-count factor); c0 (as c, gamma = 0); c2p (as
+c2, with the simulator's other tail family, below). The footfall elasticity and the
+faces-per-hour block are in every account that uses the records, so all accounts explain the
+same data.
+
+**Tail family** (c2p; ``Account.tail = "pareto"``). The impostor noise is ``sim.scores``'
+``ParetoTailNoise``: the normal below a knot at 3 sd (``ScoreParameters.tail_knot_sd``'s
+default), a generalised-Pareto tail of shape ``tail_shape`` above it, its scale set by a
+continuous density (``pareto_logsf``, ``pareto_isf_log``). One extra coordinate,
+``tail_shape ~ Uniform(0, 1)``: the simulator's allowed range (0 = exponential, already heavier
+than the normal). Everything that used the Gaussian tail uses the account's: the per-entry
+exceedance (lambs too), NIST's differential solved for the minority shift (the tail inverted at
+0.60 from log space), the one-to-one FMR. The anchor keeps its meaning, the latent score a
+share Phi(-6.5) of impostor comparisons exceed (``score_from``). Widening the sd by the probe
+and entry effects is exact only for the normal: applied to the Pareto tail it is off by 13-75%
+at moderate sds (0.15-0.3) and by up to 8x at c2p's posterior draws (sd 0.05-0.2), so the
+summed effect is integrated by 8-node Gauss-Hermite instead (``Score.per_entry``). Against the
+simulator's exact hazard (``fpir_quadrature`` under ``ParetoTailNoise``, probe and entry
+effects by quadrature) at 40 draws of c2p's screen posterior and N <= 16,000 the closed form
+is within 1.5e-3 at 0.60-0.64 (the records' thresholds and NPL's counts); what is left is the
+probe-effect Jensen term of ``1 - exp(-N f)``, which at small sds grows where Black men's FPIR
+is large: 2.7% at 0.58 (NPL's Black/White sign constraint only) and up to 45% at 0.56 with
+16,000 entries (the reported Black/White ratio at 0.56 only). The Gaussian accounts'
+arithmetic is unchanged, bit for bit.
 
 Arrests are a separate conjugate block: arrests_d ~ Binomial(true_d, p_arrest), p_arrest ~
 Beta(1, 1), the same in every account.
@@ -137,6 +158,9 @@ GENUINE_SD = _default(ScoreParameters, "genuine_sd")
 # NIST IR 8280's ordering of differentials (the package's documented pattern)
 MINORITY_PATTERN = {"asian": 0.6, "black": 1.0, "mixed": 0.4, "white": 0.0, "other": 0.4}
 ANCHOR_Z = 6.5
+TAIL_KNOT_SD = _default(ScoreParameters, "tail_knot_sd")   # the simulator's default knot (3 sd)
+TAIL_SHAPE_RANGE = (0.0, 1.0)               # ScoreParameters.tail_shape's allowed range
+TAIL_NODES = 8                              # Gauss-Hermite nodes over the probe + entry effect
 WATCHLIST_FEMALE_SHARE = _default(Watchlist, "female_share")
 PREVALENCE_REFERENCE_SIZE = _default(Crowd, "prevalence_reference_size")
 REFERENCE_FOOTFALL_PER_HOUR = 1000.0        # passers per hour at which pi is quoted
@@ -191,6 +215,8 @@ class Account:
     elasticity: bool = True                # watchlisted share varies with passers per hour
     use_records: bool = True
     npl_exposure_median: float = 130_000.0  # prior median of NPL's searched passers (sensitivity)
+    tail: str = "gaussian"                 # impostor noise: "gaussian" | "pareto" (GPD above the knot)
+    tail_knot_sd: float = TAIL_KNOT_SD      # the Pareto tail's knot, impostor sds
 
     @property
     def n_factors(self) -> int:
@@ -208,6 +234,8 @@ ACCOUNTS: dict[str, Account] = {a.name: a for a in (
             factor_of_regime=(0, 1, 0)),
     Account("c0", "as c, without the footfall elasticity of the watchlisted share", counting=True,
             elasticity=False),
+    Account("c2p", "as c2, with a generalised-Pareto impostor tail above 3 sd", counting=True,
+            factor_of_regime=(0, 1, 0), tail="pareto"),
 )}
 NPL_ONLY = Account("npl", "NPL 2023 and the priors only (no records)", use_records=False)
 
@@ -277,6 +305,10 @@ def priors(account: Account) -> list[Prior]:
                              "wanted passers per hour independent of footfall"))
         out += [Prior("site_sd", "halfnormal", 1.0, 0.0, "sd of log passers per hour between wards"),
                 Prior("day_sd", "halfnormal", 1.0, 0.0, "sd of log passers per hour within a ward")]
+    if account.tail == "pareto":
+        out.append(Prior("tail_shape", "uniform", *TAIL_SHAPE_RANGE,
+                         "generalised-Pareto shape of the impostor tail above the knot: the "
+                         "simulator's allowed range (ScoreParameters.tail_shape; 0 = exponential)"))
     return out
 
 
@@ -361,9 +393,45 @@ class Data:
 
 # -- the score model in closed form -------------------------------------------------------------
 
+def pareto_logsf(z: np.ndarray, knot: float, shape: float) -> np.ndarray:
+    """log P(noise > z sd) of ``sim.scores.ParetoTailNoise`` in sd units: the normal's below
+    ``knot``, a generalised-Pareto tail of shape ``shape`` above it (density continuous there)."""
+    z = np.asarray(z, dtype=float)
+    su, b = _pareto_knot(knot)
+    y = np.maximum(z - knot, 0.0) / b
+    tail = math.log(su) - (np.log1p(shape * y) / shape if shape > 0.0 else y)
+    return np.where(z > knot, tail, special.log_ndtr(-z))
+
+
+def pareto_isf_log(log_q: float, knot: float, shape: float) -> float:
+    """The z (sd units) with ``pareto_logsf(z) = log_q``: the inverse of the tail, from log space."""
+    su, b = _pareto_knot(knot)
+    if log_q >= math.log(su):
+        return -float(special.ndtri_exp(log_q))
+    r = log_q - math.log(su)                          # < 0
+    return knot + b * (math.expm1(-shape * r) / shape if shape > 0.0 else -r)
+
+
+@lru_cache(maxsize=8)
+def _pareto_knot(knot: float) -> tuple[float, float]:
+    """(sf at the knot, the tail's scale in sd units), as ``ParetoTailNoise`` sets them."""
+    su = float(special.ndtr(-knot))
+    return su, su / (math.exp(-0.5 * knot * knot) / math.sqrt(2.0 * math.pi))
+
+
+@lru_cache(maxsize=4)
+def _effect_nodes(nodes: int) -> tuple[np.ndarray, np.ndarray]:
+    """Gauss-Hermite nodes (in sds of the probe + entry effect) and weights summing to 1."""
+    x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    return x * math.sqrt(SIGMA_EFFECTS2), w / w.sum()
+
+
 @dataclass(frozen=True)
 class Score:
-    """Derived score-model quantities of one parameter vector."""
+    """Derived score-model quantities of one parameter vector.
+
+    ``tail_shape`` None: Gaussian impostor noise; otherwise ``sim.scores.ParetoTailNoise`` with
+    knot ``tail_knot`` sds and that shape."""
 
     impostor_location: float
     impostor_sd: float
@@ -373,17 +441,34 @@ class Score:
     mu: np.ndarray              # (G, G)
     valid: bool
     base: np.ndarray = field(default_factory=lambda: np.zeros(G))   # (G,) mu[g, h] without pair shifts
+    tail_shape: float | None = None
+    tail_knot: float = TAIL_KNOT_SD
 
     def per_entry(self, t: np.ndarray, watchlist: np.ndarray) -> np.ndarray:
         """f_g(t): per-entry exceedance of a list of make-up ``watchlist``, shape (len(t), G).
 
         mu[g, h] takes four values per probe group (same sex or not x same ethnicity or not), so
-        the sum over entry groups runs over those four with the list's weight on each.
+        the sum over entry groups runs over those four with the list's weight on each. Gaussian
+        noise: the probe and entry effects widen the sd (exact). Pareto tail: the tail of a sum
+        of a normal and a generalised Pareto has no closed form, and applying the tail at the
+        widened sd is off by 13% to 8x (``tests/test_likelihood.py`` measures it), so the
+        summed effect ``p + e ~ N(0, 0.03^2 + 0.03^2)`` is integrated by ``TAIL_NODES``-node
+        Gauss-Hermite under the noise's own tail (exact in the hazard-linear regime, like the
+        Gaussian closed form; the residual against the simulator's hazard is the probe-effect
+        Jensen term: < 1.5e-3 at 0.60-0.64, more below where FPIR is large; module docstring).
         """
-        s = math.sqrt(self.impostor_sd ** 2 + SIGMA_EFFECTS2)
         weights = _combo_weights(tuple(float(v) for v in watchlist))            # (G, 4)
         shifts = np.array([0.0, self.same_ethnicity_shift, SAME_SEX_SHIFT,
                            SAME_SEX_SHIFT + self.same_ethnicity_shift])
+        if self.tail_shape is not None:
+            x, w = _effect_nodes(TAIL_NODES)
+            d = (np.asarray(t, dtype=float)[:, None, None, None] - self.base[None, :, None, None]
+                 - shifts[None, None, :, None] - x) / self.impostor_sd
+            tail = ((1.0 - LAMB_SHARE) * np.exp(pareto_logsf(d, self.tail_knot, self.tail_shape))
+                    + LAMB_SHARE * np.exp(pareto_logsf(d - LAMB_SHIFT / self.impostor_sd, self.tail_knot,
+                                                       self.tail_shape))) @ w
+            return np.einsum("tgc,gc->tg", tail, weights)
+        s = math.sqrt(self.impostor_sd ** 2 + SIGMA_EFFECTS2)
         z = (np.asarray(t, dtype=float)[:, None, None] - self.base[None, :, None] - shifts[None, None, :]) / s
         tail = (1.0 - LAMB_SHARE) * special.ndtr(-z) + LAMB_SHARE * special.ndtr(LAMB_SHIFT / s - z)
         return np.einsum("tgc,gc->tg", tail, weights)
@@ -397,14 +482,20 @@ class Score:
 
     def one_to_one_fmr(self, t: float) -> np.ndarray:
         """Same-group one-to-one false-match rate per group (no probe/entry effects), as NIST."""
+        if self.tail_shape is not None:
+            return np.exp(pareto_logsf((t - np.diag(self.mu)) / self.impostor_sd, self.tail_knot,
+                                       self.tail_shape))
         return special.ndtr(-(t - np.diag(self.mu)) / self.impostor_sd)
 
     def score_parameters(self) -> dict[str, Any]:
         """The ``sim.config.ScoreParameters`` fields this vector sets."""
-        return {"impostor_location": self.impostor_location, "impostor_sd": self.impostor_sd,
-                "genuine_location": self.genuine_location, "same_ethnicity_shift": self.same_ethnicity_shift,
-                "probe_ethnicity_shift": {e: self.minority_shift * MINORITY_PATTERN[e]
-                                          for e in rec.ETHNICITIES}}
+        out: dict[str, Any] = {
+            "impostor_location": self.impostor_location, "impostor_sd": self.impostor_sd,
+            "genuine_location": self.genuine_location, "same_ethnicity_shift": self.same_ethnicity_shift,
+            "probe_ethnicity_shift": {e: self.minority_shift * MINORITY_PATTERN[e] for e in rec.ETHNICITIES}}
+        if self.tail_shape is not None:
+            out.update(tail="pareto", tail_knot_sd=self.tail_knot, tail_shape=self.tail_shape)
+        return out
 
 
 @lru_cache(maxsize=8)
@@ -418,19 +509,34 @@ def _combo_weights(watchlist: tuple[float, ...]) -> np.ndarray:
     return out
 
 
-def score_from(anchor: float, log_sd: float, genuine: float, log10_d: float, same_eth: float) -> Score:
-    """Build the score model from sampler coordinates, solving the minority shift from NIST's D."""
+def score_from(anchor: float, log_sd: float, genuine: float, log10_d: float, same_eth: float,
+               tail_shape: float | None = None, tail_knot: float = TAIL_KNOT_SD) -> Score:
+    """Build the score model from sampler coordinates, solving the minority shift from NIST's D.
+
+    ``tail_shape`` None: Gaussian noise, ``anchor = impostor_location + 6.5 sd``. Otherwise the
+    Pareto tail of that shape above ``tail_knot`` sds, and the anchor keeps its meaning as the
+    latent score a share Phi(-6.5) of impostor comparisons exceed:
+    ``anchor = impostor_location + sd * isf(Phi(-6.5))`` under that tail (so the anchor's prior
+    says the same in both families; the Gaussian's 6.5 sd is the exponential tail's 8.3 sd)."""
     sd = math.exp(log_sd)
-    loc = anchor - ANCHOR_Z * sd
     t60 = float(logit(0.60))
-    x0 = t60 - loc - SAME_SEX_SHIFT - same_eth            # threshold minus White men's diagonal mean
-    log_q = log10_d * math.log(10.0) + float(special.log_ndtr(-x0 / sd))
-    valid = log_q < -1e-12
-    delta = x0 - PROBE_FEMALE_SHIFT + sd * float(special.ndtri_exp(log_q)) if valid else float("nan")
+    if tail_shape is None:
+        loc = anchor - ANCHOR_Z * sd
+        x0 = t60 - loc - SAME_SEX_SHIFT - same_eth            # threshold minus White men's diagonal mean
+        log_q = log10_d * math.log(10.0) + float(special.log_ndtr(-x0 / sd))
+        valid = log_q < -1e-12
+        delta = x0 - PROBE_FEMALE_SHIFT + sd * float(special.ndtri_exp(log_q)) if valid else float("nan")
+    else:
+        loc = anchor - sd * pareto_isf_log(float(special.log_ndtr(-ANCHOR_Z)), tail_knot, tail_shape)
+        x0 = t60 - loc - SAME_SEX_SHIFT - same_eth
+        log_q = log10_d * math.log(10.0) + float(pareto_logsf(x0 / sd, tail_knot, tail_shape))
+        valid = log_q < -1e-12
+        delta = x0 - PROBE_FEMALE_SHIFT - sd * pareto_isf_log(log_q, tail_knot, tail_shape) \
+            if valid else float("nan")
     valid = valid and 0.0 <= delta <= 1.5
     shift = delta * PATTERN + PROBE_FEMALE_SHIFT * FEMALE if valid else np.zeros(G)
     mu = loc + shift[:, None] + SAME_SEX_SHIFT * SAME_SEX + same_eth * SAME_ETH
-    return Score(loc, sd, genuine, delta, same_eth, mu, bool(valid), loc + shift)
+    return Score(loc, sd, genuine, delta, same_eth, mu, bool(valid), loc + shift, tail_shape, tail_knot)
 
 
 # -- likelihood ---------------------------------------------------------------------------------
@@ -576,6 +682,9 @@ class Model:
         return float(x[i]) if i is not None else default
 
     def score(self, x: np.ndarray) -> Score:
+        if self.account.tail == "pareto":
+            return score_from(float(x[0]), float(x[1]), float(x[2]), float(x[3]), float(x[4]),
+                              self.get(x, "tail_shape"), self.account.tail_knot_sd)
         return score_from(float(x[0]), float(x[1]), float(x[2]), float(x[3]), float(x[4]))
 
     def factors(self, x: np.ndarray) -> np.ndarray:
@@ -761,6 +870,8 @@ def derived(model: Model, x: np.ndarray) -> dict[str, float]:
     d = model.data
     out: dict[str, float] = {"impostor_location": s.impostor_location, "impostor_sd": s.impostor_sd,
                              "minority_probe_shift": s.minority_shift}
+    if s.tail_shape is not None:         # the draw runs the simulator's ParetoTailNoise (sim.draws)
+        out["tail_knot_sd"] = s.tail_knot
     k = model.factors(x)
     for name, v in zip(rec.REGIMES, k, strict=True):
         out[f"faces_per_passer[{name}]"] = float(v)

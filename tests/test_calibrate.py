@@ -89,3 +89,10 @@ def test_lfrsim_calibrate_reduced_writes_both_files(tmp_path, capsys):
 def test_lfrsim_calibrate_refuses_a_bad_worker_count(capsys):
     assert main(["calibrate", "--workers", "0"]) == 2
     assert "--workers" in capsys.readouterr().err
+
+
+def test_the_median_parameters_carry_a_pareto_accounts_tail():
+    assert calibrate._median_tail({"anchor": np.zeros(3)}) == {"tail": "gaussian"}
+    samples = {"tail_shape": np.array([0.01, 0.03, 0.2]), "tail_knot_sd": np.full(3, 3.0)}
+    tail = calibrate._median_tail(samples)
+    assert tail == {"tail": "pareto", "tail_knot_sd": 3.0, "tail_shape": 0.03}

@@ -62,3 +62,12 @@ def test_model_average_fills_fixed_quantities(reduced):
     mixed = inf.model_average(posts, {"c2": 1.0}, seed=1, draws=40)
     assert len(mixed["anchor"]) == 40 and set(mixed["account"]) == {"c2"}
     assert not any(k.startswith("log_faces_per_passer_") for k in mixed)
+
+
+def test_a_reduced_fit_of_the_pareto_tail_account_runs():
+    post = inf.fit("c2p", seed=3, settings=inf.Settings.reduced())
+    shape = post.samples["tail_shape"]
+    assert post.names[-1] == "tail_shape" and np.isfinite(post.logz)
+    assert np.all((shape >= 0.0) & (shape <= 1.0)) and np.all(post.samples["tail_knot_sd"] == 3.0)
+    assert np.all(np.isfinite(post.samples["headline_expected_false"]))
+    assert np.all(np.isfinite(post.samples["fpir_ratio_0.64_0.60"]))

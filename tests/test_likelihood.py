@@ -16,7 +16,7 @@ from sim import records as rec
 from sim.config import ScoreParameters
 from sim.crowd import watchlist_group_shares
 from sim.groups import ETHNICITIES, default_groups, group_shares
-from sim.scores import score_model, to_latent
+from sim.scores import ParetoTailNoise, score_model, to_latent
 from sim.search import build_search_table
 from sim.watchlist import expected_watchlist
 
@@ -157,3 +157,135 @@ def test_arrest_posterior_is_the_conjugate_beta(data):
     a, b = lk.arrest_posterior(data)
     arrests = int(np.minimum(data.arrests, data.y_true).sum())
     assert (a, b) == (1 + arrests, 1 + int(data.y_true.sum()) - arrests)
+
+
+# -- the Pareto impostor tail (account c2p) ------------------------------------------------------
+
+# (tail_shape, log impostor sd, anchor): the crowd FPIR at 0.60 and 10,000 entries near NPL's 5e-5
+PARETO_POINTS = ((0.0, math.log(0.15), 0.365), (0.02, math.log(0.3), 0.665), (0.05, math.log(0.3), 0.92),
+                 (0.1, math.log(0.15), 1.01))
+
+
+def test_pareto_tail_is_the_simulators_pareto_noise():
+    z = np.linspace(-3.0, 80.0, 2001)
+    for shape in (0.0, 1e-6, 0.05, 0.3, 1.0):
+        for scale in (0.1, 0.37, 1.2):
+            noise = ParetoTailNoise(scale, 3.0, shape)
+            np.testing.assert_allclose(lk.pareto_logsf(z, 3.0, shape), noise.logsf(z * scale), rtol=1e-12,
+                                       atol=1e-12)
+            back = [lk.pareto_isf_log(float(q), 3.0, shape) for q in noise.logsf(z * scale)]
+            np.testing.assert_allclose(back, z, rtol=1e-9, atol=1e-9)
+
+
+def test_nist_differential_is_reproduced_under_the_pareto_tail():
+    for shape in (0.0, 0.05, 0.1):
+        for log10_d in (0.5, 1.5, 2.0):
+            s = lk.score_from(0.4, math.log(0.15), 1.0, log10_d, 0.16, shape)
+            assert s.valid and s.minority_shift >= 0 and s.tail_shape == shape
+            fmr = s.one_to_one_fmr(float(lk.logit(0.60)))
+            assert math.isclose(fmr.max() / fmr.min(), 10 ** log10_d, rel_tol=1e-9)
+            noise = ParetoTailNoise(s.impostor_sd, 3.0, shape)
+            np.testing.assert_allclose(fmr, noise.sf(float(lk.logit(0.60)) - np.diag(s.mu)), rtol=1e-12)
+            # the anchor is the latent score a share Phi(-6.5) of impostor comparisons exceed
+            assert math.isclose(float(noise.sf(0.4 - s.impostor_location)), stats.norm.sf(lk.ANCHOR_Z),
+                                rel_tol=1e-9)
+
+
+def _widened_pareto_fpir(s, t, n, watchlist):
+    """The Pareto tail applied at the effects-widened sd: the approximation the closed form avoids."""
+    w = math.sqrt(s.impostor_sd ** 2 + lk.SIGMA_EFFECTS2)
+    se = s.same_ethnicity_shift
+    shifts = np.array([0.0, se, lk.SAME_SEX_SHIFT, lk.SAME_SEX_SHIFT + se])
+    z = (t - s.base[:, None] - shifts[None, :]) / w
+
+    def sf(v):
+        return np.exp(lk.pareto_logsf(v, s.tail_knot, s.tail_shape))
+
+    tail = (1 - lk.LAMB_SHARE) * sf(z) + lk.LAMB_SHARE * sf(z - lk.LAMB_SHIFT / w)
+    return -np.expm1(-n * np.sum(tail * lk._combo_weights(tuple(map(float, watchlist))), axis=1))
+
+
+def test_pareto_closed_form_fpir_agrees_with_the_package(data):
+    """At several tail shapes, the Pareto account's closed form against the simulator's exact hazard
+    (``fpir_quadrature`` under ``ParetoTailNoise``): within the Gaussian's tolerance, where the
+    tail applied at the widened sd is off by more than 9% (by more than 100% at a posterior draw)."""
+    fpir_quadrature = pytest.importorskip("sim.posterior").fpir_quadrature
+    for shape, log_sd, anchor in PARETO_POINTS:
+        s = lk.score_from(anchor, log_sd, 1.0, 1.5, 0.16, shape)
+        assert s.valid
+        params = ScoreParameters().model_copy(update=s.score_parameters())
+        assert (params.tail, params.tail_knot_sd, params.tail_shape) == ("pareto", 3.0, shape)
+        model = score_model(params, default_groups())
+        worst, widened = 0.0, 0.0
+        for t in (0.56, 0.60, 0.62, 0.64):
+            for n in (1_000, 10_000, 16_000):
+                ref = fpir_quadrature(model, data.watchlist, n, t, nodes=12)
+                mine = s.fpir(lk.logit(np.array([t])), n, data.watchlist)[0]
+                worst = max(worst, float(np.max(np.abs(mine / ref - 1))))
+                wide = _widened_pareto_fpir(s, float(lk.logit(t)), n, data.watchlist)
+                widened = max(widened, float(np.max(np.abs(wide / ref - 1))))
+        assert worst < 3e-3, (shape, worst)
+        assert widened > 0.09, (shape, widened)
+    # a draw of c2p's posterior (small sd): at the records' thresholds only the Jensen term is left
+    s = lk.score_from(0.6449534, -2.9196825, 1.0, 1.4889402, -0.0508738, 0.1058077)
+    model = score_model(ScoreParameters().model_copy(update=s.score_parameters()), default_groups())
+    for t in (0.60, 0.62, 0.64):
+        for n in (1_000, 16_000):
+            ref = fpir_quadrature(model, data.watchlist, n, t, nodes=12)
+            mine = s.fpir(lk.logit(np.array([t])), n, data.watchlist)[0]
+            assert np.max(np.abs(mine / ref - 1)) < 2e-3
+            wide = _widened_pareto_fpir(s, float(lk.logit(t)), n, data.watchlist)
+            assert np.max(np.abs(wide / ref - 1)) > 1.0
+
+
+# log-likelihoods of the Gaussian accounts before the Pareto tail was added (bit for bit): the
+# first three finite values at prior draws of default_rng(11), and two points of the c2 posterior
+UNCHANGED_LOGLIKES = {
+    "a": ("-0x1.384335192124ep+17", "-0x1.3a61b5b733dcap+13", "-0x1.c771fe7454028p+12"),
+    "b": ("-0x1.21d470ce4929ep+10", "-0x1.957db8d4ad96cp+14", "-0x1.b866b9544ef28p+12"),
+    "c": ("-0x1.1bdabbd8a76c1p+14", "-0x1.0082a927a7068p+13", "-0x1.23cdfc431423fp+13"),
+    "d": ("-0x1.1aafbb67de167p+10", "-0x1.95872896da021p+14", "-0x1.b1cc13050f07cp+12"),
+    "c+d": ("-0x1.8261e982de9f9p+12", "-0x1.d050bb2301180p+13", "-0x1.7b954b2310860p+13"),
+    "b+c": ("-0x1.812552072d5dfp+12", "-0x1.cf92d20321a03p+13", "-0x1.7afa9315c199ep+13"),
+    "c2": ("-0x1.0c2c547a57776p+12", "-0x1.b192b38813fa0p+12", "-0x1.c2afe34825ce5p+11"),
+    "c0": ("-0x1.5230750b76a49p+14", "-0x1.884032bca474fp+12", "-0x1.39dc6f51aef2bp+11"),
+}
+C2_POINTS = (
+    ([0.545807, -0.338923, 1.038187, 1.846264, 0.224185, -2.8287, 0.542169, -1.063495, 0.249103, -0.347966,
+      0.215516, 0.161068, 1.000076, 1.86997, -0.164153, -0.999396, 0.453851, 0.480963],
+     "-0x1.758e8dbf788fcp+9"),
+    ([0.491438, -0.805909, 1.021382, 1.581404, 0.162544, -2.839484, 0.235504, -1.739426, 0.472921, 0.43646,
+      0.785204, 0.190442, 0.37747, 1.51431, -0.346356, -0.976818, 0.296448, 0.458534],
+     "-0x1.71527a03d4fb6p+9"),
+)
+
+
+def test_gaussian_accounts_loglikes_are_bit_identical_to_before_the_pareto_tail(data):
+    for name, expected in UNCHANGED_LOGLIKES.items():
+        m = lk.Model(lk.ACCOUNTS[name], data)
+        rng = np.random.default_rng(11)
+        got: list[float] = []
+        while len(got) < 3:
+            v = m.loglike(m.prior_transform(rng.random(m.ndim)))
+            if np.isfinite(v):
+                got.append(v)
+        assert [float(v).hex() for v in got] == list(expected), name
+    m = lk.Model(lk.ACCOUNTS["c2"], data)
+    for x, expected in C2_POINTS:
+        assert m.loglike(np.array(x)).hex() == expected
+
+
+def test_the_pareto_account_is_c2_with_one_more_coordinate(data):
+    c2, c2p = lk.ACCOUNTS["c2"], lk.ACCOUNTS["c2p"]
+    assert (c2p.tail, c2p.tail_knot_sd, c2p.factor_of_regime) == ("pareto", 3.0, c2.factor_of_regime)
+    assert c2.tail == "gaussian"
+    names = [p.name for p in lk.priors(c2p)]
+    assert names == [p.name for p in lk.priors(c2)] + ["tail_shape"]
+    shape = lk.priors(c2p)[-1]
+    assert (shape.kind, shape.a, shape.b) == ("uniform", 0.0, 1.0) and shape.source
+    m = lk.Model(c2p, data)
+    x = np.array(C2_POINTS[0][0] + [0.03])
+    s = m.score(x)
+    assert s.tail_shape == 0.03 and np.isfinite(m.loglike(x))
+    d = lk.derived(m, x)
+    assert d["tail_knot_sd"] == 3.0 and np.isfinite(d["headline_expected_false"])

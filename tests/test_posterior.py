@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
+from sim import assumptions
+from sim import draws as dr
+from sim import likelihood as lk
+from sim import posterior as po
+from sim import records as rec
 from sim.config import from_dict
 from sim.draws import typical
 from sim.metrics import summary_value
@@ -47,3 +53,38 @@ def test_no_comparison_unless_the_experiment_declares_one():
     del data["comparison"]
     results = run_experiment(from_dict(data))
     assert results.experiment.comparison is None and results.posterior is None
+
+
+def test_a_pareto_tail_posterior_runs_forward_at_the_calibrations_headline(monkeypatch):
+    """Were the Pareto-tail account shipped, its draws would run the simulator's ParetoTailNoise: the
+    forward expectation of the headline (exact hazard) equals the calibration's closed form."""
+    data = lk.Data.from_records(rec.fit_rows())
+    model = lk.Model(lk.ACCOUNTS["c2p"], data)
+    # three draws of c2p's screen posterior (sampler coordinates; tail_shape last)
+    points = ([0.554188, -2.834458, 1.030214, 2.357428, 0.154184, -2.803745, 0.120443, -1.140535, 0.710069,
+               -0.599911, 1.956672, 0.164644, 1.33776, 1.903585, 0.09413, -0.960097, 0.236648, 0.471011,
+               0.115595],
+              [0.629068, -2.794363, 1.009771, 2.070823, 0.134931, -2.846802, 0.285497, -0.949018, 0.410418,
+               -0.176253, 0.769107, 0.194921, 1.090757, 1.852493, -0.032062, -1.018206, 0.231379, 0.470246,
+               0.119994],
+              [0.540578, -2.188249, 1.019818, 1.587064, 0.137877, -2.86885, 0.281618, -1.216808, 0.484788,
+               -0.170422, 0.708564, 0.173613, 0.48215, 1.728538, -0.154319, -1.050137, 0.314308, 0.448544,
+               0.050484])
+    rows = []
+    for x in map(np.array, points):
+        assert model.score(x).valid
+        rows.append({**dict(zip(model.names, x, strict=True)), **lk.derived(model, x)})
+    fake = {k: np.array([r[k] for r in rows]) for k in rows[0]}
+    monkeypatch.setattr(dr, "posterior_draws", lambda: fake)
+    monkeypatch.setattr(po, "posterior_draws", lambda: fake)
+    experiment = assumptions.headline()
+    assert "matcher.scores.tail_shape" in dr.calibrated_settings(experiment)
+    forward = po.expected_false_alerts(experiment, lk.headline_crowd(), 3_000_000, np.arange(3))
+    np.testing.assert_allclose(forward, fake["headline_expected_false"], rtol=3e-3)
+    gaussian = dict(fake)
+    gaussian.pop("tail_shape")
+    monkeypatch.setattr(po, "posterior_draws", lambda: gaussian)
+    monkeypatch.setattr(dr, "posterior_draws", lambda: gaussian)
+    # the same draws under the Gaussian noise give another headline: the tail reached the forward run
+    assert np.all(np.abs(po.expected_false_alerts(experiment, lk.headline_crowd(), 3_000_000, np.arange(3))
+                         / forward - 1) > 0.5)
