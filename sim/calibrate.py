@@ -13,7 +13,7 @@ Stages (parallel over ``workers`` processes; the results do not depend on ``work
 
 1. *screen*: one nested-sampling run of every account (``sim.inference.Settings.screen``):
    log-evidence and starting draws;
-2. *refine*: the accounts within 15 nats of the best screened evidence (at most four) get emcee
+2. *refine*: the accounts within 15 nats of the best screened evidence (at most five: every close account, so the weights compare bridge-sampling evidence throughout) get emcee
    chains started at their nested draws and their evidence by bridge sampling; the screened
    leader's chain is long (``MCMC_LONG`` steps, for R-hat <= 1.01), the others' short. In the same
    pool: leave-one-period-out refits of the leader (nested sampling), an NPL-only fit (what NPL
@@ -86,7 +86,7 @@ SEED = 20250101
 def calibrate(seed: int = 20250101, reduced: bool = False, workers: int = 2,
               accounts: Sequence[str] = tuple(ACCOUNTS), lopo: bool = True,
               settings: Settings | None = None, sensitivity: bool = False,
-              refine_within: float = 15.0, refine_max: int = 4) -> dict[str, Any]:
+              refine_within: float = 15.0, refine_max: int = 5) -> dict[str, Any]:
     """The whole calibration: every account, the comparison, the shipped posterior, per-period
     checks, leave-one-period-out, the tail slope, the headline.
 
