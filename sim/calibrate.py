@@ -13,8 +13,9 @@ Stages (parallel over ``workers`` processes; the results do not depend on ``work
 
 1. *screen*: one nested-sampling run of every account (``sim.inference.Settings.screen``):
    log-evidence and starting draws;
-2. *refine*: the accounts within 15 nats of the best screened evidence (at most five: every close account, so the weights compare bridge-sampling evidence throughout) get emcee
-   chains started at their nested draws and their evidence by bridge sampling; the screened
+2. *refine*: the accounts within 15 nats of the best screened evidence (at most five: every close
+   account, so the weights compare bridge-sampling evidence throughout) get emcee chains started
+   at their nested draws and their evidence by bridge sampling; the screened
    leader's chain is long (``MCMC_LONG`` steps, for R-hat <= 1.01), the others' short. In the same
    pool: leave-one-period-out refits of the leader (nested sampling), an NPL-only fit (what NPL
    alone says about the tail slope), optional sensitivity refits;
