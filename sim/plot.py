@@ -398,8 +398,13 @@ def against_setting(fig: Any, summary: pd.DataFrame, x: str,
 
 
 def cells_compared(fig: Any, summary: pd.DataFrame, cells: list[dict[str, Any]]) -> Any:
-    """Key counts of every cell side by side (zipped or categorical sweeps)."""
-    labels = [setting_label(c).replace(", ", "\n") for c in cells]
+    """Key counts of every cell side by side (zipped or categorical sweeps).
+
+    A few cells are named under their bars; more are numbered, with a key below the panels (their
+    names would overlap)."""
+    names = [setting_label(c) for c in cells]
+    keyed = len(cells) > 4
+    labels = [str(i) for i in range(len(cells))] if keyed else [n.replace(", ", "\n") for n in names]
     axes = fig.subplots(2, 2)
     for ax, metric in zip(axes.ravel(), ("faces", "false_alerts", "wrongful_stops", "arrests"), strict=True):
         vals = np.array([summary_value(summary, c, "all", metric) for c in range(len(cells))])
@@ -407,9 +412,16 @@ def cells_compared(fig: Any, summary: pd.DataFrame, cells: list[dict[str, Any]])
         ax.bar(xs, vals[:, 0], color="#4472c4")
         ax.errorbar(xs, vals[:, 0], yerr=[np.clip(vals[:, 0] - vals[:, 1], 0, None),
                     np.clip(vals[:, 2] - vals[:, 0], 0, None)], fmt="none", color="black", capsize=3)
-        ax.set_xticks(xs, labels, fontsize=7)
+        ax.set_xticks(xs, labels, fontsize=8 if keyed else 7)
+        if keyed:
+            ax.set_xlabel("cell")
         ax.yaxis.set_major_formatter(_thousands())
         ax.set_ylabel(f"{METRIC_LABELS[metric]} per programme")
+    if keyed:
+        half = -(-len(names) // 2)
+        for column, start in enumerate((0, half)):
+            text = "\n".join(f"{i}: {names[i]}" for i in range(start, min(start + half, len(names))))
+            fig.text(0.06 + 0.5 * column, 0.0, text, fontsize=7.5, va="top", ha="left")
     fig.suptitle("Cells compared (mean per programme; bars: 2.5–97.5% of replicates)")
     return fig
 

@@ -207,7 +207,7 @@ def draw_figures(folder: Path, results: Results) -> list[str]:
     if len(cells) > 1 and (len(numeric) < len(params) or experiment.sweep.mode == "zip"):
         fig = _figure((12, 8))
         plot.cells_compared(fig, summary, cells)
-        drawn.append(_save(fig, figures / "cells_compared.png"))
+        drawn.append(_save(fig, figures / "cells_compared.png", tight=len(cells) > 4))   # its key below
         if census_groups(summary):
             fig = _figure((12, 4.5))
             ax = fig.subplots()
