@@ -32,3 +32,10 @@ def test_the_tail_family_item_reads_the_pareto_accounts_evidence_or_says_it_is_a
     assert "-0.5 nats), weight 0.312" in text and "tail_shape 0.0987 (0.0412–0.14)" in text
     assert "test_replay_agrees_with_the_calibrations_closed_form_per_period" in text
     assert "Not done" not in text
+
+
+def test_the_slope_figure_is_drawn_from_the_posterior_and_named_on_the_page(tmp_path):
+    path = calibration_report.slope_figure(tmp_path / "slope.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and path.stat().st_size > 10_000
+    assert f"figures/{calibration_report.SLOPE_FIGURE}" in calibration_report.page()
+    assert (PAGE.parent / "figures" / calibration_report.SLOPE_FIGURE).is_file()
