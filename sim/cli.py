@@ -253,20 +253,22 @@ def _print_headline(results, elapsed: float) -> None:
         cmp_ = exp.comparison
         c = compare(results.metrics, 0, cmp_)
         _, lo, hi = (v * cmp_.faces for v in summary_value(summary, 0, "all", "false_alert_rate"))
-        console.print(
-            f"Reported: {plural(cmp_.false_alerts, 'false alert')} in {cmp_.faces:,} faces. Simulated "
-            f"(cell 0): {number(c['simulated_per_reported_faces'])} in {cmp_.faces:,} faces (95% PI "
-            f"{number(lo)}–{number(hi)}); exact expectation {number(c['expected_per_reported_faces'])}; "
-            f"consistency {p_equals(c['p_value_two_sided'])} (two-sided Poisson, parameters fixed); "
-            f"implied threshold {number(c['implied_threshold'])}.")
         post = results.posterior
+        console.print(f"Reported: {plural(cmp_.false_alerts, 'false alert')} in {cmp_.faces:,} faces.")
         if post is not None:
+            lo_p, hi_p = post["predictive_interval_95"]
             console.print(
-                f"With the calibration's uncertainty (cell {post['cell']} at threshold "
-                f"{number(post['threshold'])}, {plural(post['draws'], 'posterior draw')}): expected "
-                f"{number(post['expected'])} (95% {number(post['interval_95'][0])}–"
-                f"{number(post['interval_95'][1])}) in {cmp_.faces:,} faces; "
+                f"Posterior predictive (cell {post['cell']} at threshold {number(post['threshold'])}, "
+                f"{plural(post['draws'], 'posterior draw')}): expected {number(post['expected'])} "
+                f"(95% {number(post['interval_95'][0])}–{number(post['interval_95'][1])}) in "
+                f"{cmp_.faces:,} faces; the count's 95% predictive interval {number(lo_p)}–{number(hi_p)}; "
                 f"P(≤ {cmp_.false_alerts}) {p_equals(post['p_at_most_reported'])[2:]}.")
+        console.print(
+            f"Footnote, parameters fixed at the replicates' draws: simulated (cell 0) "
+            f"{number(c['simulated_per_reported_faces'])} in {cmp_.faces:,} faces (95% PI "
+            f"{number(lo)}–{number(hi)}); exact expectation {number(c['expected_per_reported_faces'])}; "
+            f"two-sided Poisson {p_equals(c['p_value_two_sided'])}; implied threshold "
+            f"{number(c['implied_threshold'])}.")
     faces = float(results.metrics.query("group == 'all' and metric == 'faces'")["value"].sum())
     console.print(f"{number(faces)} faces simulated; {elapsed:.1f} s in this session.")
 
