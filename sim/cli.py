@@ -264,10 +264,10 @@ def _print_headline(results, elapsed: float) -> None:
                 f"{cmp_.faces:,} faces; the count's 95% predictive interval {number(lo_p)}–{number(hi_p)}; "
                 f"P(≤ {cmp_.false_alerts}) {p_equals(post['p_at_most_reported'])[2:]}.")
         console.print(
-            f"Footnote, parameters fixed at the replicates' draws: simulated (cell 0) "
-            f"{number(c['simulated_per_reported_faces'])} in {cmp_.faces:,} faces (95% PI "
+            f"Footnote, parameters fixed: two-sided Poisson {p_equals(c['p_value_two_sided'])}; simulated "
+            f"(cell 0) {number(c['simulated_per_reported_faces'])} in {cmp_.faces:,} faces (95% PI "
             f"{number(lo)}–{number(hi)}); exact expectation {number(c['expected_per_reported_faces'])}; "
-            f"two-sided Poisson {p_equals(c['p_value_two_sided'])}; implied threshold "
+            f"implied threshold "
             f"{number(c['implied_threshold'])}.")
     faces = float(results.metrics.query("group == 'all' and metric == 'faces'")["value"].sum())
     console.print(f"{number(faces)} faces simulated; {elapsed:.1f} s in this session.")
