@@ -239,14 +239,16 @@ def _print_headline(results, elapsed: float) -> None:
         table.add_column(title, justify="right", no_wrap=True)
     # the one column that may wrap (estimate over interval) when a narrow terminal cannot hold it
     table.add_column("false alerts per\nmillion faces\n(95% PI)", justify="right", min_width=9)
-    for group in ["all", *[g for g in summary["group"].unique() if g != "all"]]:
+    groups = ["all", *[g for g in summary["group"].unique() if g != "all"]]
+    for group in groups:
         vals = [number(summary_value(summary, 0, group, c)[0]) for c, _ in HEADLINE]
         est, lo, hi = (v * 1e6 for v in summary_value(summary, 0, group, "false_alert_rate"))
         table.add_row(_short_group(group), *vals, f"{number(est)} ({number(lo)}–{number(hi)})")
     console.print(table)
     console.print(f"Counts: mean per programme over {plural(reps, 'replicate')}. Rates: false alerts per "
                   "million recorded faces, pooled over replicates. 95% PI: 2.5–97.5% across replicates "
-                  "(summary.csv has every interval). F/M: female/male passers.")
+                  "(summary.csv has every interval)."
+                  + (" F/M: female/male passers." if set(groups) & set(GROUP_NAMES) else ""))
     if len(results.cells) > 1:
         _print_cells(console, results)
     if exp.comparison is not None:
