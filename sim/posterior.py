@@ -79,9 +79,10 @@ def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float
     distinct = distinct.reshape(*lead, -1)
     where = where.reshape(location.shape[-2:])
     d = t - p[:, None, None] - distinct[..., None, :, None] - e[None, None, :]   # (..., P, U, E)
-    logcdf = model.noise.logcdf(d)[..., where, :]                                # (..., P, G, H, E)
-    order = (*range(len(lead)), len(lead) + 1, len(lead), len(lead) + 2, len(lead) + 3)
-    per_entry = -np.ascontiguousarray(logcdf.transpose(order)) @ we              # (..., G, P, H)
+    logcdf = model.noise.logcdf(d)                                               # (..., P, U, E)
+    # spread back straight into (..., G, P, H, E), one copy: [g, p, h] reads [p, where[g, h]]
+    probes = np.arange(len(p))[None, :, None]
+    per_entry = -logcdf[..., probes, where[:, None, :], :] @ we                  # (..., G, P, H)
     hazard = size * per_entry @ np.asarray(watchlist_shares, dtype=float)       # (..., G, P)
     k = np.asarray(looks, dtype=float)[..., None, None]
     if len(lead) and k.ndim > 2:
