@@ -151,6 +151,34 @@ def score_parameters_for(experiment: Experiment, values: dict[str, float]) -> Sc
     return ScoreParameters(**{**score_values(values), **matcher.scores.given()})
 
 
+def score_parameter_draws(experiment: Experiment, draws: np.ndarray) -> dict[str, Any]:
+    """The ``ScoreParameters`` fields posterior draws ``draws`` set under the experiment, each an
+    array over the draws (``score_values`` of every draw at once: the same numbers); the fields
+    the experiment gives itself are left out, and a matcher not from the posterior sets none."""
+    matcher = experiment.matcher
+    if matcher.parameters != CALIBRATED:
+        return {}
+    columns = posterior_draws()
+    chosen = np.asarray(draws, dtype=int)
+    out: dict[str, Any] = {name: columns[name][chosen] for name in SCORE_DRAWS}
+    shift = columns["minority_probe_shift"][chosen]
+    out["probe_ethnicity_shift"] = {e: shift * MINORITY_PATTERN[e] for e in ETHNICITIES}
+    if "tail_shape" in columns and np.isfinite(columns["tail_shape"][chosen]).any():
+        out.update(tail="pareto", tail_knot_sd=columns["tail_knot_sd"][chosen],
+                   tail_shape=columns["tail_shape"][chosen])
+    given = matcher.scores.given()
+    return {name: value for name, value in out.items() if name not in given}
+
+
+def faces_per_passer_draws(experiment: Experiment, draws: np.ndarray) -> np.ndarray:
+    """``faces_per_passer_for`` under each of posterior draws ``draws``."""
+    crowd = experiment.crowd
+    chosen = np.asarray(draws, dtype=int)
+    if crowd.faces_per_passer == CALIBRATED:
+        return posterior_draws()[f"faces_per_passer[{crowd.counting_regime}]"][chosen]
+    return np.full(len(chosen), faces_per_passer_for(experiment, {}))
+
+
 def faces_per_passer_for(experiment: Experiment, values: dict[str, float]) -> float:
     """Recorded faces per passer under a draw (the mean frames when every frame counts)."""
     crowd = experiment.crowd

@@ -14,17 +14,31 @@ report is drawn from the folder alone. The reported count is never an input to t
 
 from __future__ import annotations
 
+from dataclasses import replace
 from functools import cache
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
 
 from .config import Crowd, Experiment
 from .crowd import frames_distribution, watchlist_group_shares
-from .draws import comparison_draws, draw, faces_per_passer_for, posterior_draws, score_parameters_for
-from .scores import ScoreModel, effective_looks, score_model, to_latent
+from .draws import (
+    comparison_draws,
+    draw,
+    faces_per_passer_draws,
+    faces_per_passer_for,
+    posterior_draws,
+    score_parameter_draws,
+    score_parameters_for,
+)
+from .scores import GaussianNoise, ScoreModel, effective_looks, impostor_locations, score_model, to_latent
 
 COMPARISON_DRAWS = 1000
+DRAW_BLOCK = 64
+# the score parameters a stacked model lets differ between draws
+STACKABLE = frozenset({"impostor_location", "impostor_sd", "same_ethnicity_shift", "probe_ethnicity_shift",
+                       "genuine_location"})
 PREDICTIVE_SEED = 12
 
 
@@ -43,6 +57,10 @@ def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float
     integrated by quadrature instead of on the table's grid: a few milliseconds, so a posterior can
     be integrated over in seconds. Agrees with the table to about 3e-4 relative (the table's own
     discretisation; 6 nodes already agree with 24 to 1e-9: effects are small beside the noise).
+
+    A model of stacked draws (``stacked_score_model``: ``impostor_location`` of shape (D, G, H))
+    gives (D, G), or (D, L, G) for an array of looks, each draw's row exactly what its own model
+    gives alone (the same numbers, elementwise, and the same products, slice by slice).
     """
     x, w = _hermite_nodes(nodes)
     p = x * model.probe_effect_sd
@@ -52,15 +70,24 @@ def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float
     t = float(to_latent(threshold))
     # d[g, p, h, e] = t - p - location[g, h] - e depends on (g, h) only through the location, and
     # groups share locations (a same-ethnicity pair is one value): the noise's logcdf, the cost
-    # here, is taken once per distinct location and spread back (the same numbers, elementwise)
+    # here, is taken once per distinct location and spread back (the same numbers, elementwise);
+    # with stacked draws, once per (g, h) pairs that share a location in every draw
     location = model.impostor_location
-    distinct, where = np.unique(location, return_inverse=True)
-    d = t - p[:, None, None] - distinct[None, :, None] - e[None, None, :]      # (P, U, E)
-    logcdf = model.noise.logcdf(d)[:, where.reshape(location.shape)]          # (P, G, H, E)
-    per_entry = -np.ascontiguousarray(logcdf.transpose(1, 0, 2, 3)) @ we     # (G, P, H)
-    hazard = size * per_entry @ np.asarray(watchlist_shares, dtype=float)  # (G, P)
+    lead = location.shape[:-2]
+    pairs = location.reshape(int(np.prod(lead, dtype=int)), -1)
+    distinct, where = np.unique(pairs, axis=1, return_inverse=True)
+    distinct = distinct.reshape(*lead, -1)
+    where = where.reshape(location.shape[-2:])
+    d = t - p[:, None, None] - distinct[..., None, :, None] - e[None, None, :]   # (..., P, U, E)
+    logcdf = model.noise.logcdf(d)                                               # (..., P, U, E)
+    # spread back straight into (..., G, P, H, E), one copy: [g, p, h] reads [p, where[g, h]]
+    probes = np.arange(len(p))[None, :, None]
+    per_entry = -logcdf[..., probes, where[:, None, :], :] @ we                  # (..., G, P, H)
+    hazard = size * per_entry @ np.asarray(watchlist_shares, dtype=float)       # (..., G, P)
     k = np.asarray(looks, dtype=float)[..., None, None]
-    return -np.expm1(-k * hazard) @ w      # (G,), or (L, G) for an array of looks
+    if len(lead) and k.ndim > 2:
+        hazard = hazard[..., None, :, :]      # the looks after the draws: (..., L, G, P)
+    return -np.expm1(-k * hazard) @ w      # (G,), (L, G), or with the draws in front
 
 
 def crowd_fpir(model: ScoreModel, watchlist_shares: np.ndarray, size: float, threshold: float,
@@ -72,6 +99,22 @@ def crowd_fpir(model: ScoreModel, watchlist_shares: np.ndarray, size: float, thr
     return pmf @ fpir_quadrature(model, watchlist_shares, size, threshold, looks=looks)
 
 
+def stacked_score_model(experiment: Experiment, draws: np.ndarray) -> ScoreModel | None:
+    """The score models of posterior draws ``draws`` in one: ``impostor_location`` (D, G, H) and
+    Gaussian noise of a scale per draw, the rest shared (what ``fpir_quadrature`` reads), or None
+    where draws differ in more than that (a Pareto tail, or a matcher not from the posterior)."""
+    groups = experiment.passer_groups()
+    first = score_parameters_for(experiment, draw(int(draws[0])))
+    drawn = score_parameter_draws(experiment, draws)
+    if first.tail != "gaussian" or not drawn or set(drawn) - STACKABLE:
+        return None
+    model = score_model(first, groups)
+    params = SimpleNamespace(**{**dict(first), **drawn})
+    scale = np.broadcast_to(np.asarray(params.impostor_sd, dtype=float), (len(draws),))
+    return replace(model, impostor_location=impostor_locations(params, groups),
+                   noise=GaussianNoise(scale[:, None, None, None]))
+
+
 def expected_false_alerts(experiment: Experiment, crowd_mix: np.ndarray, faces: float,
                           draws: np.ndarray) -> np.ndarray:
     """Expected false alerts in ``faces`` recorded faces of a crowd with group shares ``crowd_mix``
@@ -79,6 +122,15 @@ def expected_false_alerts(experiment: Experiment, crowd_mix: np.ndarray, faces: 
     groups = experiment.passer_groups()
     wl = experiment.watchlist
     shares = watchlist_group_shares(wl.female_share, wl.ethnicity_shares, groups)
+    # in blocks of draws: arrays that stay in cache (~1.5x faster than all 1,000 draws at once)
+    blocks = [stacked_score_model(experiment, block)
+              for block in np.array_split(draws, -(-len(draws) // DRAW_BLOCK))] if len(draws) else [None]
+    if all(model is not None for model in blocks):
+        threshold = experiment.matcher.threshold
+        fp = np.concatenate([crowd_fpir(model, shares, wl.size, threshold, experiment.crowd)
+                             for model in blocks])       # (D, G)
+        mixed = np.array([float(crowd_mix @ row) for row in fp])
+        return faces / faces_per_passer_draws(experiment, draws) * mixed
     out = np.empty(len(draws))
     for i, index in enumerate(draws):
         values = draw(int(index))

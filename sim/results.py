@@ -353,8 +353,9 @@ class ResultsWriter:
         config = experiment.to_toml()
         previous = target.previous
         now = _now()
+        versions = _versions()      # ~10 ms: each name is looked up along the whole sys.path
         self.manifest: dict[str, Any] = {
-            "lfrsim": _versions().get("lfrsim"), "versions": _versions(), **source_identity(),
+            "lfrsim": versions.get("lfrsim"), "versions": versions, **source_identity(),
             "platform": platform.platform(),
             "seeds": seed_layout(experiment.experiment.seed, experiment.experiment.replications),
             "posterior": {**posterior_identity(), "calibrated_settings": calibrated_settings(experiment)},

@@ -250,19 +250,7 @@ def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreMode
     if are_declared(groups):
         return declared_score_model(params, groups)
     n = len(groups)
-    female = np.array([g.sex == "female" for g in groups])
-    sexes = np.array([g.sex for g in groups])
-    ethnicities = np.array([g.ethnicity for g in groups])
-    probe = np.array([params.probe_ethnicity_shift[g.ethnicity] + (params.probe_female_shift if f else 0.0)
-                      for g, f in zip(groups, female, strict=True)])
-    entry = np.array([params.entry_ethnicity_shift[h.ethnicity] + (params.entry_female_shift if f else 0.0)
-                      for h, f in zip(groups, female, strict=True)])
-    # the shifts added one at a time, in this order, to every (probe, entry) pair at once
-    mu = np.full((n, n), params.impostor_location, dtype=float)
-    mu += probe[:, None]
-    mu += entry[None, :]
-    mu += params.same_sex_shift * (sexes[:, None] == sexes[None, :])
-    mu += params.same_ethnicity_shift * (ethnicities[:, None] == ethnicities[None, :])
+    mu = impostor_locations(params, groups)
     genuine = np.array([params.genuine_location + params.genuine_ethnicity_shift[g.ethnicity]
                         + (params.genuine_female_shift if g.sex == "female" else 0.0) for g in groups])
     return ScoreModel(groups=groups, impostor_location=mu, noise=_noise(params),
@@ -282,19 +270,61 @@ def declared_score_model(params, groups: tuple[Group, ...]) -> ScoreModel:
     """
     n = len(groups)
     female = np.array([g.sex == "female" for g in groups])
-    sexes = np.array([g.sex for g in groups])
-    probe = np.array([g.probe_shift for g in groups], dtype=float) + params.probe_female_shift * female
-    entry = np.array([g.entry_shift for g in groups], dtype=float) + params.entry_female_shift * female
-    mu = np.full((n, n), params.impostor_location, dtype=float)
-    mu += probe[:, None]
-    mu += entry[None, :]
-    mu += params.same_sex_shift * ((sexes[:, None] == sexes[None, :]) & (sexes[:, None] != ""))
-    mu += params.same_ethnicity_shift * np.eye(n)
+    mu = impostor_locations(params, groups)
     genuine = (params.genuine_location + np.array([g.genuine_shift for g in groups], dtype=float)
                + params.genuine_female_shift * female)
     return ScoreModel(groups=groups, impostor_location=mu, noise=_noise(params),
                       probe_effect_sd=params.probe_effect_sd, entry_effects=_entry_effects(params),
                       genuine_location=genuine, genuine_sd=np.full(n, params.genuine_sd))
+
+
+def impostor_locations(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> np.ndarray:
+    """``mu[g, h]``, the mean latent impostor score of a probe of group ``g`` against an entry of
+    group ``h`` (``score_model``'s ``impostor_location``).
+
+    A numeric parameter may be an array of values (one per posterior draw, say) instead of a
+    number: ``mu`` then has their shape in front, ``mu[..., g, h]``, each slice exactly the
+    matrix the slice's numbers give alone (the same additions in the same order, elementwise).
+    """
+    n = len(groups)
+    female = np.array([g.sex == "female" for g in groups])
+    sexes = np.array([g.sex for g in groups])
+    if are_declared(groups):
+        probe = (np.array([g.probe_shift for g in groups], dtype=float)
+                 + _last(params.probe_female_shift) * female)
+        entry = (np.array([g.entry_shift for g in groups], dtype=float)
+                 + _last(params.entry_female_shift) * female)
+        same_sex = (sexes[:, None] == sexes[None, :]) & (sexes[:, None] != "")
+        same_ethnicity = np.eye(n)
+    else:
+        ethnicities = np.array([g.ethnicity for g in groups])
+        probe = np.moveaxis(np.array([params.probe_ethnicity_shift[g.ethnicity]
+                                      + (params.probe_female_shift if f else 0.0)
+                                      for g, f in zip(groups, female, strict=True)], dtype=float), 0, -1)
+        entry = np.moveaxis(np.array([params.entry_ethnicity_shift[h.ethnicity]
+                                      + (params.entry_female_shift if f else 0.0)
+                                      for h, f in zip(groups, female, strict=True)], dtype=float), 0, -1)
+        same_sex = sexes[:, None] == sexes[None, :]
+        same_ethnicity = ethnicities[:, None] == ethnicities[None, :]
+    base = np.asarray(params.impostor_location, dtype=float)
+    sex_shift = np.asarray(params.same_sex_shift, dtype=float)
+    ethnicity_shift = np.asarray(params.same_ethnicity_shift, dtype=float)
+    lead = np.broadcast_shapes(base.shape, sex_shift.shape, ethnicity_shift.shape, probe.shape[:-1],
+                               entry.shape[:-1])
+    # the shifts added one at a time, in this order, to every (probe, entry) pair at once
+    mu = np.empty((*lead, n, n))
+    mu[...] = base[..., None, None]
+    mu += probe[..., :, None]
+    mu += entry[..., None, :]
+    mu += sex_shift[..., None, None] * same_sex
+    mu += ethnicity_shift[..., None, None] * same_ethnicity
+    return mu
+
+
+def _last(value):
+    """A per-draw array's values on a last axis, to broadcast against a per-group array."""
+    value = np.asarray(value, dtype=float)
+    return value[..., None] if value.ndim else value
 
 
 def _noise(params) -> GaussianNoise | ParetoTailNoise:

@@ -53,8 +53,31 @@ def test_every_figure_draws_from_the_summary_alone(swept):
     assert fig.legends, "the legend sits below the panels, not on the data"
     plt.close(fig)
     fig, ax = plt.subplots()
-    plot.borough_heatmap(fig, ax, borough_exposure(swept.experiment), "sites")
-    assert len(ax.texts) == borough_exposure(swept.experiment).size   # a number in every cell
+    table = borough_exposure(swept.experiment)
+    plot.borough_heatmap(fig, ax, table, "sites")
+    numbers = ax.collections[-1]       # a number in every cell, on the cell's centre
+    assert len(numbers.get_paths()) == table.size
+    assert sorted(map(tuple, numbers.get_offsets().tolist())) == \
+        sorted((float(j), float(i)) for i in range(table.shape[0]) for j in range(table.shape[1]))
+    plt.close(fig)
+
+
+@pytest.mark.parametrize("text", ["0.23", "0.0073", "7", "–"])
+def test_cell_numbers_sit_where_centred_text_does(text):
+    """Glyph outlines centred as ``ax.text(ha="center", va="center")`` centres its text: at 150 dpi
+    the ink's box inside the Text's (its advance and line height) and centred on it, to a pixel."""
+    fig = plt.figure(figsize=(2, 2), dpi=150)
+    ax = fig.add_axes((0, 0, 1, 1), xlim=(-1, 1), ylim=(-1, 1))
+    drawn = ax.text(0.0, 0.0, text, ha="center", va="center", fontsize=6)
+    numbers = plot.cell_numbers(ax, [0.0], [0.0], [text], ["black"], fontsize=6)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    line = drawn.get_window_extent(renderer)
+    ink = numbers.get_paths()[0].transformed(numbers.get_transform()).get_extents()
+    centre = ax.transData.transform((0.0, 0.0))
+    assert abs((ink.x0 + ink.x1) / 2 + centre[0] - (line.x0 + line.x1) / 2) < 1.0
+    assert line.x0 - 1.0 <= ink.x0 + centre[0] and ink.x1 + centre[0] <= line.x1 + 1.0
+    assert line.y0 - 1.0 <= ink.y0 + centre[1] and ink.y1 + centre[1] <= line.y1 + 1.0
     plt.close(fig)
 
 

@@ -10,7 +10,7 @@ from sim import draws as dr
 from sim import likelihood as lk
 from sim import posterior as po
 from sim import records as rec
-from sim.config import from_dict
+from sim.config import from_dict, load_experiment
 from sim.draws import typical
 from sim.metrics import summary_value
 from sim.pipeline import run_experiment
@@ -88,3 +88,32 @@ def test_a_pareto_tail_posterior_runs_forward_at_the_calibrations_headline(monke
     # the same draws under the Gaussian noise give another headline: the tail reached the forward run
     assert np.all(np.abs(po.expected_false_alerts(experiment, lk.headline_crowd(), 3_000_000, np.arange(3))
                          / forward - 1) > 0.5)
+
+
+def per_draw_expected_false_alerts(experiment, crowd_mix, faces, draws):
+    """``expected_false_alerts`` one draw at a time: a score model and a quadrature per draw."""
+    groups = experiment.passer_groups()
+    wl = experiment.watchlist
+    shares = po.watchlist_group_shares(wl.female_share, wl.ethnicity_shares, groups)
+    out = []
+    for index in draws:
+        values = dr.draw(int(index))
+        model = po.score_model(dr.score_parameters_for(experiment, values), groups)
+        fp = po.crowd_fpir(model, shares, wl.size, experiment.matcher.threshold, experiment.crowd)
+        out.append(faces / dr.faces_per_passer_for(experiment, values) * float(crowd_mix @ fp))
+    return np.array(out)
+
+
+@pytest.mark.parametrize("name, scores", [("met_2025_headline", {}), ("age_bands", {}),
+                                          ("met_2025_headline", {"same_ethnicity_shift": 0.2})])
+def test_draws_stacked_give_each_draws_own_expectation_to_the_bit(name, scores):
+    """The comparison integrates over draws in blocks of stacked score models; every draw's number
+    must be the one its own score model gives (census and declared groups, a score setting given)."""
+    data = load_experiment(f"experiments/{name}.toml").to_dict()
+    data["matcher"].setdefault("scores", {}).update(scores)
+    experiment = from_dict(data)
+    draws = dr.comparison_draws(150)       # three blocks, the last one short
+    assert po.stacked_score_model(experiment, draws) is not None
+    mix = np.random.default_rng(3).dirichlet(np.ones(len(experiment.passer_groups())))
+    stacked = po.expected_false_alerts(experiment, mix, 3_000_000, draws)
+    assert np.array_equal(stacked, per_draw_expected_false_alerts(experiment, mix, 3_000_000, draws))

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 from scipy import stats
 
-from sim.config import ScoreParameters
+from sim.config import MINORITY_PATTERN, PasserGroup, ScoreParameters
 from sim.groups import default_groups
-from sim.scores import GaussianNoise, ParetoTailNoise, score_model, to_latent, to_vendor
+from sim.scores import GaussianNoise, ParetoTailNoise, impostor_locations, score_model, to_latent, to_vendor
 
 NOISES = [GaussianNoise(0.25), ParetoTailNoise(0.25, 2.0, 0.2), ParetoTailNoise(0.3, 1.5, 0.0)]
 ALPHA = 1e-3   # each KS test fails falsely with probability 0.1% (fixed seeds make it reproducible)
@@ -66,3 +68,26 @@ def test_same_group_pairs_score_higher_than_mixed_pairs():
     model = score_model(ScoreParameters(), default_groups())
     mu = model.impostor_location
     assert np.all(np.diag(mu)[:, None] >= mu - 1e-12)
+
+
+@pytest.mark.parametrize("declared", [False, True])
+def test_impostor_locations_of_stacked_parameters_are_each_slices_own(declared):
+    """Parameters given as arrays (one value per draw) give each slice exactly its own matrix."""
+    groups = default_groups()
+    if declared:
+        groups = tuple(PasserGroup(name=f"g{i}", share=0.25, watchlist_share=0.25, sex=sex,
+                                   probe_shift=0.01 * i).group()
+                       for i, sex in enumerate(["female", "male", None, "female"]))
+    rng = np.random.default_rng(5)
+    values = {"impostor_location": rng.normal(-3.0, 0.1, 4), "same_ethnicity_shift": rng.normal(0.1, 0.05, 4)}
+    shift = rng.normal(0.1, 0.05, 4)
+    values["probe_ethnicity_shift"] = {e: shift * m for e, m in MINORITY_PATTERN.items()}
+    base = dict(ScoreParameters())
+    stacked = impostor_locations(SimpleNamespace(**{**base, **values}), groups)
+    assert stacked.shape == (4, len(groups), len(groups))
+    for i in range(4):
+        one = ScoreParameters(**{**base, "impostor_location": values["impostor_location"][i],
+                                 "same_ethnicity_shift": values["same_ethnicity_shift"][i],
+                                 "probe_ethnicity_shift": {e: float(v[i]) for e, v in
+                                                           values["probe_ethnicity_shift"].items()}})
+        assert np.array_equal(stacked[i], score_model(one, groups).impostor_location)
