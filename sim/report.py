@@ -34,14 +34,12 @@ def number(x: float | None) -> str:
     return f"{x:.3g}"
 
 
-
 def p_value(p: float | None) -> str:
     """A p-value or probability as a reader wants it: three decimals, "< 0.001" below that (a
     printed 0 would claim what no finite computation shows)."""
     if p is None or (isinstance(p, float) and math.isnan(p)):
         return "–"
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
-
 
 
 def p_equals(p: float | None) -> str:
@@ -53,7 +51,6 @@ def p_equals(p: float | None) -> str:
 def plural(n: int, word: str) -> str:
     """``1 replicate``, ``20 replicates``, ``1,000 draws``."""
     return f"{n:,} {word}" + ("" if n == 1 else "s")
-
 
 
 def span(values: list[float], unit: str = "", fmt=None) -> str:
@@ -275,6 +272,17 @@ def _comparison_lines(results: Results) -> list[str]:
     return lines
 
 
+def _exact_spread(summary: pd.DataFrame, cell: int = 0) -> str:
+    """'4.64 (male_60_plus over female_30_59)': the highest over the lowest group's exact expected
+    FPIR in a cell, or '' where it is not defined."""
+    spread = disparity_by_cell(summary)
+    row = spread[spread["cell"] == cell]
+    if row.empty or not math.isfinite(float(row["estimate"].iloc[0])):
+        return ""
+    r = row.iloc[0]
+    return f"{number(float(r['estimate']))} ({r['highest']} over {r['lowest']})"
+
+
 def _disparity_line(summary: pd.DataFrame, cell: int = 0) -> str:
     """Highest over lowest group false-alert rate in a cell, or why it is not defined."""
     head = f"Highest over lowest group false-alert rate (cell {cell}, simulated alerts): "
@@ -283,13 +291,8 @@ def _disparity_line(summary: pd.DataFrame, cell: int = 0) -> str:
     rates = part.set_index("group")["estimate"].dropna()
     if rates.empty:
         return ""
-    exact = disparity_by_cell(summary)
-    exact = exact[exact["cell"] == cell]
-    fallback = ""
-    if not exact.empty and math.isfinite(float(exact["estimate"].iloc[0])):
-        e = exact.iloc[0]
-        fallback = (f" From the exact expectations (FPIR, no sampling noise): {number(float(e['estimate']))} "
-                    f"({e['highest']} over {e['lowest']}).")
+    exact = _exact_spread(summary, cell)
+    fallback = f" From the exact expectations (FPIR, no sampling noise): {exact}." if exact else ""
     none = sorted(rates[rates <= 0].index, key=list(rates.index).index)
     if len(none) == len(rates):
         return (head + f"not defined: no group had a simulated false alert in cell {cell}, so there is no "
@@ -374,12 +377,9 @@ def _declared_group_lines(summary: pd.DataFrame) -> list[str]:
     total = math.fsum(v for v in expected.values() if math.isfinite(v))
     shares = ", ".join(f"{g} {number(100 * v / total)}%" for g, v in expected.items()) if total > 0 else "–"
     lines = [f"Each group's share of the expected false alerts: {shares}."]
-    spread = disparity_by_cell(summary)
-    first = spread[spread["cell"] == 0]
-    if not first.empty and math.isfinite(float(first["estimate"].iloc[0])):
-        row = first.iloc[0]
-        lines[0] += (f" Highest over lowest group expected FPIR: {number(float(row['estimate']))} "
-                     f"({row['highest']} over {row['lowest']}).")
+    exact = _exact_spread(summary, 0)
+    if exact:
+        lines[0] += f" Highest over lowest group expected FPIR: {exact}."
     lines += ["", "The Black/White ratio is not defined here: the experiment declares its own groups "
               f"({', '.join(groups)}), not the census's sex x ethnicity groups.", ""]
     return lines
