@@ -44,7 +44,7 @@ from .crowd import (
 )
 from .draws import typical
 from .errors import ConfigError
-from .groups import DEFAULT_GROUPS, Group, are_declared, declared_passer_shares, group_shares
+from .groups import DEFAULT_GROUPS, Group, are_declared, group_shares
 from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
 from .scores import ScoreModel, score_model, to_latent
 from .search import SearchTable, build_search_table
@@ -207,9 +207,9 @@ def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarr
         rates = np.array([float(np.mean(footfall_profile(d, crowd))) for d in programme.deployments])
         passers = np.array([rate * d.duration_hours * d.capture_rate
                             for rate, d in zip(rates, programme.deployments, strict=True)])
-        mixes = np.array([_mix(crowd.female_share,
-                               d.ethnicity_shares if d.ethnicity_shares
-                               else place_shares(d.ward_code, d.borough), groups)
+        mixes = np.array([group_shares(crowd.female_share,
+                                       d.ethnicity_shares if d.ethnicity_shares
+                                       else place_shares(d.ward_code, d.borough), groups)
                           for d in programme.deployments])
         total = passers.sum()
         weights = passers / total if total > 0 else np.full(len(passers), 1 / len(passers))
@@ -224,16 +224,9 @@ def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarr
     for place in pool:
         key = (place["ward_code"], place["borough"])
         seen[key] = seen.get(key, 0) + 1
-    mixes = np.array([_mix(crowd.female_share, place_shares(*key), groups) for key in seen])
+    mixes = np.array([group_shares(crowd.female_share, place_shares(*key), groups) for key in seen])
     weights = np.array(list(seen.values()), dtype=float) / len(pool)
     return passers, mixes, weights, _footfall(np.full(len(weights), rate), elasticity)
-
-
-def _mix(female_share: float, ethnicity_shares, groups: tuple[Group, ...]) -> np.ndarray:
-    """A place's passer mix: its census shares, or the declared groups' own (the same everywhere)."""
-    if are_declared(groups):
-        return declared_passer_shares(groups)
-    return group_shares(female_share, ethnicity_shares, groups)
 
 
 def _footfall(passers_per_hour: np.ndarray, elasticity: float) -> np.ndarray:

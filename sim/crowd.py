@@ -71,9 +71,7 @@ class Site:
 
     def group_shares(self, groups: tuple[Group, ...], female_share: float) -> np.ndarray:
         """Shares of ``groups`` among this site's passers: the census mix of its place, or the
-        declared groups' own shares (the same at every site)."""
-        if are_declared(groups):
-            return declared_passer_shares(groups)
+        declared groups' own shares (the same at every site; ``groups.group_shares``)."""
         return group_shares(female_share, self.ethnicity_shares, groups)
 
 

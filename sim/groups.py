@@ -93,10 +93,13 @@ def ethnicity_array(shares: Mapping[str, float]) -> np.ndarray:
 
 def group_shares(female_share: float, ethnicity_shares: Mapping[str, float] | Sequence[float] | np.ndarray,
                  groups: tuple[Group, ...] = DEFAULT_GROUPS) -> np.ndarray:
-    """Shares of ``groups`` when sex and ethnicity are independent: P(sex) x P(ethnicity), normalised.
+    """Shares of ``groups`` when sex and ethnicity are independent: P(sex) x P(ethnicity), normalised;
+    declared groups carry their own shares of passers (the same at every place).
 
     ``ethnicity_shares`` is a mapping keyed by ethnicity or an array in ``ETHNICITIES`` order.
     """
+    if are_declared(groups):
+        return declared_passer_shares(groups)
     eth = (ethnicity_shares if isinstance(ethnicity_shares, Mapping)
            else dict(zip(ETHNICITIES, np.asarray(ethnicity_shares, dtype=float), strict=True)))
     sex = {"female": female_share, "male": 1.0 - female_share}
