@@ -26,6 +26,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 from . import data as shipped  # noqa: E402
 from .config import ConfigError, load_experiment  # noqa: E402
 from .cost import check_cost  # noqa: E402
+from .errors import plural  # noqa: E402
 from .groups import GROUP_NAMES  # noqa: E402
 
 # Each subcommand imports the modules it runs when it runs (``_cmd_*``), so `lfrsim validate`
@@ -199,8 +200,8 @@ def _cmd_validate(args) -> int:
         return _fail(exc.problems)
     cells = experiment.sweep.size()
     reps = experiment.experiment.replications
-    print(f"{args.experiment}: valid ({cells:,} cell{'s' * (cells != 1)}, "
-          f"{reps:,} replication{'s' * (reps != 1)}, seed {experiment.experiment.seed})")
+    print(f"{args.experiment}: valid ({plural(cells, 'cell')}, "
+          f"{plural(reps, 'replication')}, seed {experiment.experiment.seed})")
     print(cost.summary())
     return EXIT_OK
 
@@ -224,7 +225,7 @@ def _print_headline(results, elapsed: float) -> None:
     from rich.table import Table
 
     from .metrics import compare, summary_value
-    from .report import number, p_equals, plural
+    from .report import number, p_equals
 
     console = Console()
     exp = results.experiment
@@ -264,13 +265,12 @@ def _print_headline(results, elapsed: float) -> None:
                 f"{plural(post['draws'], 'posterior draw')}): expected {number(post['expected'])} "
                 f"(95% {number(post['interval_95'][0])}–{number(post['interval_95'][1])}) in "
                 f"{cmp_.faces:,} faces; the count's 95% predictive interval {number(lo_p)}–{number(hi_p)}; "
-                f"P(≤ {cmp_.false_alerts}) {p_equals(post['p_at_most_reported'])[2:]}.")
+                f"{p_equals(post['p_at_most_reported'], f'P(≤ {cmp_.false_alerts})')}.")
         console.print(
             f"Footnote, parameters fixed: two-sided Poisson {p_equals(c['p_value_two_sided'])}; simulated "
             f"(cell 0) {number(c['simulated_per_reported_faces'])} in {cmp_.faces:,} faces (95% PI "
             f"{number(lo)}–{number(hi)}); exact expectation {number(c['expected_per_reported_faces'])}; "
-            f"implied threshold "
-            f"{number(c['implied_threshold'])}.")
+            f"implied threshold {number(c['implied_threshold'])}.")
     faces = float(results.metrics.query("group == 'all' and metric == 'faces'")["value"].sum())
     console.print(f"{number(faces)} faces simulated; {elapsed:.1f} s in this session.")
 

@@ -101,6 +101,11 @@ def _allowed_range(root: Any, loc: tuple[Any, ...]) -> str | None:
     return _bounds(found) if len(found) == 2 else None
 
 
+def plural(n: int, word: str) -> str:
+    """``1 replicate``, ``20 replicates``, ``1,000 draws``."""
+    return f"{n:,} {word}" + ("" if n == 1 else "s")
+
+
 def shown(value: Any) -> str:
     """A value as the user wrote it in TOML, cut short."""
     if isinstance(value, bool):

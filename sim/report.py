@@ -13,6 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from . import plot
+from .errors import plural
 from .metrics import borough_exposure, census_groups, compare, disparity, disparity_by_cell, summary_value
 from .results import Results, atomic_write_bytes, atomic_write_text
 
@@ -42,15 +43,10 @@ def p_value(p: float | None) -> str:
     return "< 0.001" if p < 0.001 else f"{p:.3f}"
 
 
-def p_equals(p: float | None) -> str:
-    """``p = 0.270``, ``p < 0.001``."""
+def p_equals(p: float | None, name: str = "p") -> str:
+    """``p = 0.270``, ``p < 0.001``; ``name`` for a probability of another name (``P(≤ 12) = 0.898``)."""
     text = p_value(p)
-    return f"p {text}" if text.startswith("<") else f"p = {text}"
-
-
-def plural(n: int, word: str) -> str:
-    """``1 replicate``, ``20 replicates``, ``1,000 draws``."""
-    return f"{n:,} {word}" + ("" if n == 1 else "s")
+    return f"{name} {text}" if text.startswith("<") else f"{name} = {text}"
 
 
 def span(values: list[float], unit: str = "", fmt=None) -> str:

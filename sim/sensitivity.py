@@ -48,7 +48,7 @@ from SALib.sample import sobol as sobol_sample
 
 from . import draws
 from .config import Bounds, ConfigError, Experiment, Sensitivity, from_dict
-from .errors import all_paths, shown
+from .errors import all_paths, plural, shown
 from .groups import GROUP_NAMES, group_named
 from .plot import SETTING_LABELS, group_label
 from .replicate import simulate_replicate
@@ -723,7 +723,7 @@ def summary_markdown(results: SensitivityResults, design: Design, figures: list[
     assert sens is not None
     lines = [f"# {exp.experiment.name}: sensitivity analysis", "",
              f"{sens.method.capitalize()} over {len(design.names)} settings, {len(results.samples):,} design "
-             f"points, {sens.replicates} replicate{'' if sens.replicates == 1 else 's'} each "
+             f"points, {plural(sens.replicates, 'replicate')} each "
              f"(seed {exp.experiment.seed}, common random "
              f"numbers); intervals: SALib's bootstrap, {sens.conf_level:.0%}.", "",
              "| setting | range |", "|---|---|"]
