@@ -107,8 +107,9 @@ def drawn_regimes(experiment: Experiment, seed: int, replicate: int) -> list[str
     return out
 
 
-def score_values(values: dict[str, float]) -> dict[str, Any]:
-    """The ``ScoreParameters`` fields a posterior draw sets.
+def score_values(values: dict[str, Any]) -> dict[str, Any]:
+    """The ``ScoreParameters`` fields a posterior draw sets (or draws: arrays over them, each field
+    an array of the same numbers).
 
     A draw of a Pareto-tail account (one carrying a finite ``tail_shape``) sets the simulator's
     ``ParetoTailNoise``: ``tail = "pareto"``, its knot and its shape; any other draw leaves the
@@ -116,7 +117,7 @@ def score_values(values: dict[str, float]) -> dict[str, Any]:
     out: dict[str, Any] = {name: values[name] for name in SCORE_DRAWS}
     shift = values["minority_probe_shift"]
     out["probe_ethnicity_shift"] = {e: shift * MINORITY_PATTERN[e] for e in ETHNICITIES}
-    if math.isfinite(values.get("tail_shape", math.nan)):
+    if np.isfinite(np.asarray(values.get("tail_shape", math.nan), dtype=float)).any():
         out.update(tail="pareto", tail_knot_sd=values["tail_knot_sd"], tail_shape=values["tail_shape"])
     return out
 
@@ -160,12 +161,8 @@ def score_parameter_draws(experiment: Experiment, draws: np.ndarray) -> dict[str
         return {}
     columns = posterior_draws()
     chosen = np.asarray(draws, dtype=int)
-    out: dict[str, Any] = {name: columns[name][chosen] for name in SCORE_DRAWS}
-    shift = columns["minority_probe_shift"][chosen]
-    out["probe_ethnicity_shift"] = {e: shift * MINORITY_PATTERN[e] for e in ETHNICITIES}
-    if "tail_shape" in columns and np.isfinite(columns["tail_shape"][chosen]).any():
-        out.update(tail="pareto", tail_knot_sd=columns["tail_knot_sd"][chosen],
-                   tail_shape=columns["tail_shape"][chosen])
+    read = (*SCORE_DRAWS, "minority_probe_shift", *TAIL_DRAWS[1:])
+    out = score_values({name: columns[name][chosen] for name in read if name in columns})
     given = matcher.scores.given()
     return {name: value for name, value in out.items() if name not in given}
 
