@@ -244,38 +244,27 @@ def effective_looks(frames: np.ndarray, frame_correlation: float) -> np.ndarray:
 def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreModel:
     """Build the score model of ``groups`` from ``ScoreParameters`` (``sim.config``).
 
-    mu[g, h] = base + probe shifts of g + entry shifts of h + same-sex and same-ethnicity shifts.
-    Declared groups (``sim.groups``) bring their own shifts instead: ``declared_score_model``.
+    mu[g, h] = base + probe shifts of g + entry shifts of h + same-sex and same-ethnicity shifts
+    (``impostor_locations``). Declared groups (``sim.groups``, ``[[groups]]``) bring their own
+    probe, entry and genuine shifts in place of the ethnicity ones; the calibrated uplift of a
+    probe and an entry who share their demographics (Howard et al. 2019) applies to pairs of the
+    same declared group, and a group that declares its sex takes the sex shifts as census groups do.
     """
+    return ScoreModel(groups=groups, impostor_location=impostor_locations(params, groups),
+                      noise=_noise(params), probe_effect_sd=params.probe_effect_sd, entry_effects=_entry_effects(params),
+                      genuine_location=_genuine_locations(params, groups),
+                      genuine_sd=np.full(len(groups), params.genuine_sd))
+
+
+def _genuine_locations(params, groups: tuple[Group, ...]) -> np.ndarray:
+    """Each group's mean latent genuine score: the base, its ethnicity's (or a declared group's
+    own) shift, and the female shift."""
     if are_declared(groups):
-        return declared_score_model(params, groups)
-    n = len(groups)
-    mu = impostor_locations(params, groups)
-    genuine = np.array([params.genuine_location + params.genuine_ethnicity_shift[g.ethnicity]
-                        + (params.genuine_female_shift if g.sex == "female" else 0.0) for g in groups])
-    return ScoreModel(groups=groups, impostor_location=mu, noise=_noise(params),
-                      probe_effect_sd=params.probe_effect_sd, entry_effects=_entry_effects(params),
-                      genuine_location=genuine, genuine_sd=np.full(n, params.genuine_sd))
-
-
-def declared_score_model(params, groups: tuple[Group, ...]) -> ScoreModel:
-    """The score model of an experiment's declared groups (``[[groups]]``).
-
-    mu[g, h] = impostor_location + probe_shift(g) + entry_shift(h)
-    + same_sex_shift [both declare a sex, the same] + same_ethnicity_shift [g = h]: the calibrated
-    uplift of a probe and an entry who share their demographics (Howard et al. 2019) applies to
-    pairs of the same declared group. A group that declares its sex takes the female shifts as
-    census groups do; the census groups' ethnicity shifts do not apply (a declared group's own
-    shifts replace them).
-    """
-    n = len(groups)
-    female = np.array([g.sex == "female" for g in groups])
-    mu = impostor_locations(params, groups)
-    genuine = (params.genuine_location + np.array([g.genuine_shift for g in groups], dtype=float)
-               + params.genuine_female_shift * female)
-    return ScoreModel(groups=groups, impostor_location=mu, noise=_noise(params),
-                      probe_effect_sd=params.probe_effect_sd, entry_effects=_entry_effects(params),
-                      genuine_location=genuine, genuine_sd=np.full(n, params.genuine_sd))
+        female = np.array([g.sex == "female" for g in groups])
+        return (params.genuine_location + np.array([g.genuine_shift for g in groups], dtype=float)
+                + params.genuine_female_shift * female)
+    return np.array([params.genuine_location + params.genuine_ethnicity_shift[g.ethnicity]
+                     + (params.genuine_female_shift if g.sex == "female" else 0.0) for g in groups])
 
 
 def impostor_locations(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> np.ndarray:
