@@ -251,7 +251,8 @@ def score_model(params, groups: tuple[Group, ...] = DEFAULT_GROUPS) -> ScoreMode
     same declared group, and a group that declares its sex takes the sex shifts as census groups do.
     """
     return ScoreModel(groups=groups, impostor_location=impostor_locations(params, groups),
-                      noise=_noise(params), probe_effect_sd=params.probe_effect_sd, entry_effects=_entry_effects(params),
+                      noise=_noise(params), probe_effect_sd=params.probe_effect_sd,
+                      entry_effects=_entry_effects(params),
                       genuine_location=_genuine_locations(params, groups),
                       genuine_sd=np.full(len(groups), params.genuine_sd))
 
