@@ -23,9 +23,9 @@ from .config import Experiment, from_dict, load_experiment
 from .cost import check_cost
 from .metrics import posterior_cell, summary_value
 from .posterior import posterior_comparison
-from .report import write_report
+from .report import PendingFigures, ready_to_draw, write_report
 from .results import FINISHED, Results, ResultsWriter, check_target, read_results
-from .sweep import Rows, check_executor, make_executor, plan
+from .sweep import Executor, Rows, check_executor, make_executor, plan
 
 # progress(cell-replicates done, cell-replicates in the run)
 ProgressCallback = Callable[[int, int], None]
@@ -46,11 +46,11 @@ def with_overrides(experiment: Experiment, replications: int | None = None,
     return from_dict(data)
 
 
-def attach_posterior(results: Results) -> None:
-    """Set the reported figure against the calibration's posterior, at the report's cell (if any)."""
+def _posterior_arguments(results: Results) -> tuple[int, tuple[Any, ...]] | None:
+    """The report's cell and ``posterior_comparison``'s arguments there, or None (no report cell)."""
     cell = posterior_cell(results.experiment, results.cells)
     if cell is None or results.posterior is not None:
-        return
+        return None
     summary = results.summary
     groups = [g for g in summary["group"].unique() if g != "all"]
     nonmated = np.array([summary_value(summary, cell, g, "nonmated_passers")[0] for g in groups])
@@ -59,9 +59,36 @@ def attach_posterior(results: Results) -> None:
     experiment = results.experiment
     if results.cells[cell]:
         experiment = experiment.with_values(results.cells[cell])
-    post = posterior_comparison(experiment, nonmated, faces, deployments)
+    return cell, (experiment, nonmated, faces, deployments)
+
+
+def attach_posterior(results: Results) -> None:
+    """Set the reported figure against the calibration's posterior, at the report's cell (if any)."""
+    _attach(results, _posterior_arguments(results), None)
+
+
+def _attach(results: Results, arguments: tuple[int, tuple[Any, ...]] | None, pending: Any) -> None:
+    if arguments is None:
+        return
+    cell, args = arguments
+    post = pending.result() if pending is not None else posterior_comparison(*args)
     if post is not None:
         results.posterior = {**post, "cell": cell}
+
+
+def _report(results: Results, writer: ResultsWriter | None, executor: Executor) -> None:
+    """The posterior comparison, the stored tables and the report; the comparison and the figures
+    are the executor's tasks (beside one another on local workers, here one after another)."""
+    arguments = _posterior_arguments(results)
+    pending = executor.submit(posterior_comparison, *arguments[1]) if arguments is not None else None
+    figures = PendingFigures(results, executor.submit) if writer is not None else None
+    if writer is not None:
+        writer.write_tables(results)          # while the comparison is computed
+    _attach(results, arguments, pending)
+    if writer is not None:
+        writer.write_posterior(results)
+        write_report(writer.out, results, figures)
+        writer.complete()
 
 
 def run_experiment(experiment: Experiment, replications: int | None = None, seed: int | None = None,
@@ -102,35 +129,31 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
         if progress:
             progress(finished, total)
         try:
-            for unit, rows in executor.run(todo):
+            for unit, rows in executor.run(todo, afterwards=ready_to_draw if writer is not None else None):
                 done_rows[unit.name] = rows
                 if writer is not None:
                     writer.write_unit(unit, rows)
                 finished += len(unit.cells)
                 if progress:
                     progress(finished, total)
-            cancel = False
         except BaseException as exc:
             # never leave a folder that says "running" when nothing runs: its units are kept
             if writer is not None:
                 with contextlib.suppress(OSError):
                     writer.interrupted("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
             raise
+        try:
+            ordered = [row for u in units for row in done_rows[u.name]]
+            results = Results.from_rows(experiment, cells, ordered)
+            _report(results, writer, executor)
+        except BaseException:
+            if writer is not None:
+                with contextlib.suppress(OSError):
+                    writer.interrupted("failed")
+            raise
+        cancel = False
     finally:
         executor.close(cancel=cancel)
-    try:
-        ordered = [row for u in units for row in done_rows[u.name]]
-        results = Results.from_rows(experiment, cells, ordered)
-        attach_posterior(results)
-        if writer is not None:
-            writer.write_outputs(results)
-            write_report(writer.out, results)
-            writer.complete()
-    except BaseException:
-        if writer is not None:
-            with contextlib.suppress(OSError):
-                writer.interrupted("failed")
-        raise
     return results
 
 

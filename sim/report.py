@@ -8,7 +8,10 @@ so figures can be redrawn without re-running anything.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -96,6 +99,7 @@ HEADLINE_METRICS = ("faces", "alerts", "true_alerts", "false_alerts", "expected_
                     "wrongful_stops")
 CELL_METRICS = ("faces", "alerts", "false_alerts", "tpir", "ppv", "arrests", "wrongful_stops", "lost_alerts")
 DPI = 150
+Submit = Callable[..., Any]     # an executor's submit(fn, *args): returns something with result()
 PNG_COMPRESS_LEVEL = 3    # zlib level: a third less time to encode than the default 6, files ~8% larger
 
 
@@ -111,8 +115,14 @@ def _figure(figsize: tuple[float, float]):
     return Figure(figsize=figsize, dpi=DPI, layout="constrained")
 
 
-def _save(fig, path: Path, tight: bool = False) -> str:
-    """Write a figure atomically as PNG (no timestamp in it, so redrawing gives the same bytes).
+def ready_to_draw() -> None:
+    """Import what drawing a figure needs (matplotlib's figure and Agg canvas), ahead of the first."""
+    import matplotlib.backends.backend_agg  # noqa: F401
+    import matplotlib.figure  # noqa: F401
+
+
+def _png(fig, tight: bool = False) -> bytes:
+    """A figure as PNG bytes (no timestamp in them, so redrawing gives the same bytes).
 
     The layout is computed once and frozen, then the figure is drawn once: saving a figure that
     still has its layout engine lays it out in a dry run and again in the real draw. ``tight``
@@ -126,8 +136,7 @@ def _save(fig, path: Path, tight: bool = False) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=DPI, bbox_inches="tight" if tight else None,
                 metadata={"Software": None}, pil_kwargs={"compress_level": PNG_COMPRESS_LEVEL})
-    atomic_write_bytes(path, buf.getvalue())
-    return path.name
+    return buf.getvalue()
 
 
 def _borough_panels(results: Results) -> list[tuple[int, str, pd.DataFrame]]:
@@ -141,84 +150,183 @@ def _borough_panels(results: Results) -> list[tuple[int, str, pd.DataFrame]]:
     return [p for p in panels if not p[2].empty][:4]
 
 
-def draw_figures(folder: Path, results: Results) -> list[str]:
-    """Draw the figures the results support into ``folder/figures``; return their file names."""
-    figures = folder / "figures"
-    figures.mkdir(parents=True, exist_ok=True)
+# -- the figures: each a module-level function of (results, ...) -> (figure, crop to what was drawn),
+# so that a worker process can draw it from a pickled Results as well as this one
+
+def _where(results: Results) -> str:
+    cells = results.cells
+    return f" — {plot.setting_label(cells[0])}" if len(cells) > 1 else ""
+
+
+def _false_alerts_by_group(results: Results):
+    fig = _figure((9, 4.2))
+    plot.false_alerts_by_group(fig.subplots(), results.summary, 0,
+                               f"False alerts per face by passer group{_where(results)}")
+    return fig, False
+
+
+def _alert_funnel(results: Results):
+    fig = _figure((8, 4.2))
+    plot.alert_funnel(fig.subplots(), results.summary, 0,
+                      f"Alert funnel: alert → review → engagement → outcome{_where(results)}")
+    return fig, False
+
+
+def _exposure_per_head(results: Results):
+    fig = _figure((8, 4.2))
+    plot.exposure_by_group(fig.subplots(), results.summary, 0,
+                           f"Exposure per head by passer group{_where(results)}")
+    return fig, False
+
+
+def _exposure_by_borough(results: Results, panels: list[tuple[int, str, pd.DataFrame]]):
+    cells = results.cells
+    height = 0.3 * max(len(p[2]) for p in panels) + 1.8
+    fig = _figure((6.5 * len(panels), height))
+    axes = fig.subplots(1, len(panels), squeeze=False)
+    for ax, (cell, key, table) in zip(axes[0], panels, strict=True):
+        label = plot.setting_label(cells[cell]) if len(panels) > 1 else f"sites: {key.strip(chr(39))}"
+        plot.borough_heatmap(fig, ax, table, label)
+    fig.suptitle("Faces scanned per resident by borough and ethnicity\n(expected, from the programme's "
+                 "design; 2021 census residents)")
+    return fig, False
+
+
+def _false_alerts_vs_threshold(results: Results):
+    cmp_ = results.experiment.comparison
+    reported = (cmp_.false_alerts, cmp_.faces, cmp_.threshold) if cmp_ is not None else None
+    fig = _figure((8.5, 5))
+    plot.false_alerts_vs_threshold(fig.subplots(), results.summary, reported)
+    return fig, False
+
+
+def _det_by_group(results: Results):
+    fig = _figure((8.5, 6))
+    plot.det_by_group(fig.subplots(), results.summary)
+    return fig, False
+
+
+def _disparity_vs_threshold(results: Results):
+    fig = _figure((9, 4.5))
+    plot.disparity_vs_threshold(fig.subplots(), results.summary, results.cells)
+    return fig, False
+
+
+def _cells_compared(results: Results):
+    fig = _figure((12, 8))
+    plot.cells_compared(fig, results.summary, results.cells)
+    return fig, len(results.cells) > 4     # its key below the panels
+
+
+def _exposure_by_cell(results: Results):
+    fig = _figure((12, 4.5))
+    plot.exposure_by_cell(fig.subplots(), results.summary, results.cells)
+    return fig, False
+
+
+def _against_setting(results: Results, x: str, metrics: tuple[str, ...] | None = None):
+    fig = _figure((14, 4.6) if metrics is None else (11, 4.6))
+    if metrics is None:
+        plot.against_setting(fig, results.summary, x)
+    else:
+        plot.against_setting(fig, results.summary, x, metrics)
+    return fig, True                        # the shared legend below the panels
+
+
+@dataclass(frozen=True)
+class FigureJob:
+    """One figure of a report: its file name, and the function (of the results and ``args``) that
+    draws it."""
+
+    name: str
+    draw: Callable[..., tuple[Any, bool]]
+    args: tuple[Any, ...] = ()
+
+
+def figure_jobs(results: Results) -> list[FigureJob]:
+    """The figures the results support, in the order the summary lists them."""
     summary, experiment, cells = results.summary, results.experiment, results.cells
     params = plot.parameter_columns(summary)
-    first = plot.setting_label(cells[0]) if cells else ""
-    where = f" — {first}" if len(cells) > 1 else ""
-    drawn: list[str] = []
-
-    fig = _figure((9, 4.2))
-    ax = fig.subplots()
-    plot.false_alerts_by_group(ax, summary, 0, f"False alerts per face by passer group{where}")
-    drawn.append(_save(fig, figures / "false_alerts_by_group.png"))
-
-    fig = _figure((8, 4.2))
-    ax = fig.subplots()
-    plot.alert_funnel(ax, summary, 0, f"Alert funnel: alert → review → engagement → outcome{where}")
-    drawn.append(_save(fig, figures / "alert_funnel.png"))
-
-    if census_groups(summary):     # declared groups have no census residents to count
-        fig = _figure((8, 4.2))
-        ax = fig.subplots()
-        plot.exposure_by_group(ax, summary, 0, f"Exposure per head by passer group{where}")
-        drawn.append(_save(fig, figures / "exposure_per_head.png"))
-
+    census = census_groups(summary)          # declared groups have no census residents to count
+    jobs = [FigureJob("false_alerts_by_group.png", _false_alerts_by_group),
+            FigureJob("alert_funnel.png", _alert_funnel)]
+    if census:
+        jobs.append(FigureJob("exposure_per_head.png", _exposure_per_head))
     panels = _borough_panels(results)
     if panels:
-        height = 0.3 * max(len(p[2]) for p in panels) + 1.8
-        fig = _figure((6.5 * len(panels), height))
-        axes = fig.subplots(1, len(panels), squeeze=False)
-        for ax, (cell, key, table) in zip(axes[0], panels, strict=True):
-            label = plot.setting_label(cells[cell]) if len(panels) > 1 else f"sites: {key.strip(chr(39))}"
-            plot.borough_heatmap(fig, ax, table, label)
-        fig.suptitle("Faces scanned per resident by borough and ethnicity\n(expected, from the programme's "
-                     "design; 2021 census residents)")
-        drawn.append(_save(fig, figures / "exposure_by_borough.png"))
-
+        jobs.append(FigureJob("exposure_by_borough.png", _exposure_by_borough, (panels,)))
     threshold_sweep = "matcher.threshold" in params and summary["matcher.threshold"].nunique() > 2
     if threshold_sweep:
-        cmp_ = experiment.comparison
-        reported = (cmp_.false_alerts, cmp_.faces, cmp_.threshold) if cmp_ is not None else None
-        fig = _figure((8.5, 5))
-        ax = fig.subplots()
-        plot.false_alerts_vs_threshold(ax, summary, reported)
-        drawn.append(_save(fig, figures / "false_alerts_vs_threshold.png"))
-        fig = _figure((8.5, 6))
-        ax = fig.subplots()
-        plot.det_by_group(ax, summary)
-        drawn.append(_save(fig, figures / "det_by_group.png"))
-        fig = _figure((9, 4.5))
-        ax = fig.subplots()
-        plot.disparity_vs_threshold(ax, summary, cells)
-        drawn.append(_save(fig, figures / "disparity_vs_threshold.png"))
-
+        jobs += [FigureJob("false_alerts_vs_threshold.png", _false_alerts_vs_threshold),
+                 FigureJob("det_by_group.png", _det_by_group),
+                 FigureJob("disparity_vs_threshold.png", _disparity_vs_threshold)]
     numeric = [p for p in params if pd.api.types.is_numeric_dtype(summary[p])]
     if len(cells) > 1 and (len(numeric) < len(params) or experiment.sweep.mode == "zip"):
-        fig = _figure((12, 8))
-        plot.cells_compared(fig, summary, cells)
-        drawn.append(_save(fig, figures / "cells_compared.png", tight=len(cells) > 4))   # its key below
-        if census_groups(summary):
-            fig = _figure((12, 4.5))
-            ax = fig.subplots()
-            plot.exposure_by_cell(ax, summary, cells)
-            drawn.append(_save(fig, figures / "exposure_by_cell.png"))
-        return drawn
-    for x in numeric:
-        if x == "matcher.threshold" and threshold_sweep:
-            continue
-        fig = _figure((14, 4.6))
-        plot.against_setting(fig, summary, x)
-        drawn.append(_save(fig, figures / f"sweep_{x.replace('.', '_')}.png", tight=True))
+        jobs.append(FigureJob("cells_compared.png", _cells_compared))
+        if census:
+            jobs.append(FigureJob("exposure_by_cell.png", _exposure_by_cell))
+        return jobs
+    jobs += [FigureJob(f"sweep_{x.replace('.', '_')}.png", _against_setting, (x,))
+             for x in numeric if not (x == "matcher.threshold" and threshold_sweep)]
     reviewed = [p for p in numeric if p.startswith("review.")]
     if reviewed:
-        fig = _figure((11, 4.6))
-        plot.against_setting(fig, summary, reviewed[0], ("officer_utilisation", "wrongful_stops"))
-        drawn.append(_save(fig, figures / "officer_utilisation.png", tight=True))
-    return drawn
+        jobs.append(FigureJob("officer_utilisation.png", _against_setting,
+                              (reviewed[0], ("officer_utilisation", "wrongful_stops"))))
+    return jobs
+
+
+def draw_figure(results: Results, job: FigureJob) -> bytes:
+    """One figure of the report as PNG bytes (pure: a worker process can draw it)."""
+    fig, tight = job.draw(results, *job.args)
+    return _png(fig, tight)
+
+
+def _for_figures(results: Results) -> Results:
+    """What a figure needs of the results: all but the per-replicate metrics (light to pickle)."""
+    return replace(results, metrics=results.metrics.iloc[:0])
+
+
+class PendingFigures:
+    """A report's figures being drawn (by ``submit``, or here), written once all are drawn."""
+
+    def __init__(self, results: Results, submit: Submit | None = None):
+        self.jobs = figure_jobs(results)
+        if submit is None:
+            self._drawn = [_Drawn(draw_figure(results, job)) for job in self.jobs]
+        else:
+            light = _for_figures(results)
+            self._drawn = [submit(draw_figure, light, job) for job in self.jobs]
+
+    @property
+    def names(self) -> list[str]:
+        return [job.name for job in self.jobs]
+
+    def write(self, folder: Path) -> list[str]:
+        """Wait for every figure, then write them into ``folder/figures``; return their names."""
+        pngs = [drawn.result() for drawn in self._drawn]
+        figures = folder / "figures"
+        figures.mkdir(parents=True, exist_ok=True)
+        for job, png in zip(self.jobs, pngs, strict=True):
+            atomic_write_bytes(figures / job.name, png)
+        return self.names
+
+
+@dataclass(frozen=True)
+class _Drawn:
+    png: bytes
+
+    def result(self) -> bytes:
+        return self.png
+
+
+def draw_figures(folder: Path, results: Results, submit: Submit | None = None) -> list[str]:
+    """Draw the figures the results support into ``folder/figures``; return their file names.
+
+    ``submit(fn, *args)`` (an executor's: it returns something with ``result()``) draws them
+    elsewhere, all at once; without it they are drawn here, one after another. The bytes are the
+    same either way.
+    """
+    return PendingFigures(results, submit).write(Path(folder))
 
 
 def _interval(summary: pd.DataFrame, cell: int, group: str, metric: str, scale: float = 1.0) -> str:
@@ -381,8 +489,14 @@ def _declared_group_lines(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def write_report(folder: str | Path, results: Results) -> None:
-    """(Re)draw figures and summary.md in a results folder from what it stores."""
+def write_report(folder: str | Path, results: Results, figures: PendingFigures | None = None) -> None:
+    """(Re)draw figures and summary.md in a results folder from what it stores.
+
+    ``figures``: the report's figures already under way (``PendingFigures`` with an executor's
+    ``submit``), else they are drawn here.
+    """
     folder = Path(folder)
-    figures = draw_figures(folder, results)
-    atomic_write_text(folder / "summary.md", summary_markdown(results, figures))
+    figures = figures if figures is not None else PendingFigures(results)
+    text = summary_markdown(results, figures.names)
+    figures.write(folder)
+    atomic_write_text(folder / "summary.md", text)

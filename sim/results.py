@@ -449,9 +449,17 @@ class ResultsWriter:
 
     def write_outputs(self, results: Results) -> None:
         """Write metrics, summary and the posterior comparison (the report is drawn from them)."""
+        self.write_tables(results)
+        self.write_posterior(results)
+
+    def write_tables(self, results: Results) -> None:
+        """Write metrics and summary."""
+        atomic_write_bytes(self.out / "metrics.parquet", parquet_bytes(results.metrics))
+        atomic_write_text(self.out / "summary.csv", results.summary.to_csv(index=False))
+
+    def write_posterior(self, results: Results) -> None:
+        """Write the posterior comparison (or remove a stale one)."""
         out = self.out
-        atomic_write_bytes(out / "metrics.parquet", parquet_bytes(results.metrics))
-        atomic_write_text(out / "summary.csv", results.summary.to_csv(index=False))
         posterior = out / "posterior.json"
         if results.posterior is not None:
             atomic_write_text(posterior, json.dumps(results.posterior, indent=2) + "\n")

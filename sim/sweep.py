@@ -30,7 +30,7 @@ import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -105,10 +105,29 @@ def run_unit(unit: Unit) -> Rows:
 # -- executors -------------------------------------------------------------------------------
 
 class Executor:
-    """Runs units and yields ``(unit, rows)`` as each completes, in any order."""
+    """Runs units and yields ``(unit, rows)`` as each completes, in any order.
 
-    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
+    ``afterwards``: a task that readies a worker for what follows the units (the report's
+    imports). Local workers each run it once the units are handed out, so that a worker with no
+    unit left does it while the last units finish; elsewhere it is not needed and not run.
+    """
+
+    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+            ) -> Iterator[tuple[Unit, Rows]]:
         raise NotImplementedError
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        """``fn(*args)`` as a task beside the units (a report's figures, the posterior comparison).
+
+        Here: at once, in this process. Local workers run it in a worker, so that several run side
+        by side; ``fn`` and ``args`` must then be picklable.
+        """
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except Exception as exc:  # noqa: BLE001 - raised by result(), where the caller waits
+            future.set_exception(exc)
+        return future
 
     def close(self, cancel: bool = False) -> None:
         """Release the workers; ``cancel`` drops work in flight (after Ctrl-C)."""
@@ -127,7 +146,8 @@ class SerialExecutor(Executor):
 
     poll_seconds = 0.1
 
-    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
+    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+            ) -> Iterator[tuple[Unit, Rows]]:
         for unit in units:
             yield unit, _in_thread(run_unit, unit, self.poll_seconds)
 
@@ -197,10 +217,15 @@ class ProcessExecutor(Executor):
     """Local worker processes; Ctrl-C stops the parent, which stops the workers."""
 
     def __init__(self, workers: int):
+        self.workers = workers
         self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker)
 
-    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
+    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+            ) -> Iterator[tuple[Unit, Rows]]:
         pending = {self.pool.submit(run_unit, u): u for u in units}
+        if afterwards is not None:     # queued behind the units: taken by workers that have none left
+            for _ in range(self.workers):
+                self.pool.submit(afterwards)
         try:
             while pending:
                 done, _ = wait(pending, return_when=FIRST_COMPLETED)
@@ -210,6 +235,9 @@ class ProcessExecutor(Executor):
         finally:
             for fut in pending:
                 fut.cancel()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        return self.pool.submit(fn, *args)
 
     def close(self, cancel: bool = False) -> None:
         if cancel:
@@ -265,7 +293,8 @@ class DaskExecutor(Executor):
         except (OSError, TimeoutError, ValueError) as exc:
             raise ExecutorError("scheduler", f"cannot reach a Dask scheduler at {address}: {exc}") from None
 
-    def run(self, units: list[Unit]) -> Iterator[tuple[Unit, Rows]]:
+    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+            ) -> Iterator[tuple[Unit, Rows]]:
         from dask.distributed import as_completed
 
         futures = {self.client.submit(run_unit, u, pure=False, key=f"lfrsim-{u.name}-{id(self)}"): u

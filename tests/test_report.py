@@ -135,3 +135,20 @@ def test_validate_counts_one_replication_in_the_singular(tmp_path, capsys):
     assert main(["validate", str(path)]) == 0
     out = capsys.readouterr().out
     assert "(1 cell, 1 replication, seed" in out
+
+
+def test_figures_drawn_by_worker_processes_are_the_bytes_drawn_here(none_false, tmp_path):
+    from sim.report import PendingFigures, draw_figures
+    from sim.sweep import ProcessExecutor
+
+    _, results = none_false
+    here = draw_figures(tmp_path / "here", results)
+    executor = ProcessExecutor(2)
+    try:
+        there = PendingFigures(results, executor.submit).write(tmp_path / "there")
+    finally:
+        executor.close()
+    assert here == there and len(here) >= 3
+    for name in here:
+        drawn_here = (tmp_path / "here" / "figures" / name).read_bytes()
+        assert drawn_here == (tmp_path / "there" / "figures" / name).read_bytes()

@@ -242,3 +242,34 @@ def test_sweep_of_a_watchlist_size_is_set_in_the_unit():
     from sim.config import Experiment
 
     assert [Experiment.from_toml(u.config).watchlist.size for u in units] == [1000, 30000]
+
+
+def _fails(x):
+    raise ValueError(f"no {x}")
+
+
+def test_a_task_beside_the_units_gives_its_value_or_raises_where_it_is_waited_for():
+    for executor in (SerialExecutor(), ProcessExecutor(2)):
+        try:
+            assert executor.submit(divmod, 7, 2).result() == (3, 1)
+            failed = executor.submit(_fails, "thing")
+            with pytest.raises(ValueError, match="no thing"):
+                failed.result()
+        finally:
+            executor.close()
+
+
+def test_what_readies_the_workers_afterwards_does_not_change_the_units():
+    _, units = plan(from_dict(tiny(GRID)))
+    executor = ProcessExecutor(2)
+    try:
+        got = {u.name: rows for u, rows in executor.run(units, afterwards=_ready)}
+    finally:
+        executor.close()
+    assert sorted(got) == sorted(u.name for u in units)
+    for unit in units[:2]:
+        pd.testing.assert_frame_equal(pd.DataFrame(got[unit.name]), pd.DataFrame(run_unit(unit)))
+
+
+def _ready() -> None:
+    import matplotlib.figure  # noqa: F401
