@@ -415,12 +415,11 @@ def exposure_per_head(summary: pd.DataFrame, cell: int = 0) -> pd.DataFrame:
     boroughs = shipped.census()[1]
     residents = {e: sum(b[e] for b in boroughs.values()) for e in ETHNICITIES}
     rows = []
-    index = SummaryIndex(summary)
     for g in summary["group"].unique():
         if g not in GROUP_NAMES:
             continue
         eth = group_named(g).ethnicity
-        faces = index.value(cell, g, "faces")[0]
+        faces = summary_value(summary, cell, g, "faces")[0]
         rows.append({"group": g, "faces": faces, "residents": residents[eth] / 2,
                      "scans_per_resident": faces / (residents[eth] / 2)})
     return pd.DataFrame(rows, columns=["group", "faces", "residents", "scans_per_resident"])
