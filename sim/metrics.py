@@ -117,8 +117,13 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
     frame = metrics[known]
     if frame.empty:
         return pd.DataFrame([], columns=columns)
-    keys = pd.MultiIndex.from_arrays([frame["cell"], frame["group"]])
-    cg, pairs = keys.factorize()                                       # first appearance
+    # (cell, group) codes in order of first appearance: each column's codes, then the pairs'
+    # (a MultiIndex's factorize builds a tuple per row: ~50 ms for a sweep's 130,000 rows)
+    cell_code, cell_of = pd.factorize(frame["cell"], use_na_sentinel=False)
+    group_code, group_of = pd.factorize(frame["group"], use_na_sentinel=False)
+    n_groups = len(group_of)
+    cg, first = pd.factorize(cell_code.astype(np.int64) * n_groups + group_code)
+    pairs = [(cell_of[k // n_groups], group_of[k % n_groups]) for k in first.tolist()]
     metric = frame["metric"].map(order).to_numpy(dtype=np.int64)
     replicates, rep = np.unique(frame["replicate"].to_numpy(), return_inverse=True)
     n_cg, n_m, n_r = len(pairs), len(METRIC_ORDER), len(replicates)
