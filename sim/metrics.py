@@ -124,7 +124,9 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
     n_groups = len(group_of)
     cg, first = pd.factorize(cell_code.astype(np.int64) * n_groups + group_code)
     pairs = [(cell_of[k // n_groups], group_of[k % n_groups]) for k in first.tolist()]
-    metric = frame["metric"].map(order).to_numpy(dtype=np.int64)
+    # each metric's position, looked up once per distinct name (a map looks up every row's)
+    metric_code, metric_of = pd.factorize(frame["metric"])
+    metric = np.array([order[m] for m in metric_of], dtype=np.int64)[metric_code]
     replicates, rep = np.unique(frame["replicate"].to_numpy(), return_inverse=True)
     n_cg, n_m, n_r = len(pairs), len(METRIC_ORDER), len(replicates)
     values = np.full((n_cg, n_m, n_r), np.nan)
