@@ -117,9 +117,16 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
     frame = metrics[known]
     if frame.empty:
         return pd.DataFrame([], columns=columns)
-    keys = pd.MultiIndex.from_arrays([frame["cell"], frame["group"]])
-    cg, pairs = keys.factorize()                                       # first appearance
-    metric = frame["metric"].map(order).to_numpy(dtype=np.int64)
+    # (cell, group) codes in order of first appearance: each column's codes, then the pairs'
+    # (a MultiIndex's factorize builds a tuple per row: ~50 ms for a sweep's 130,000 rows)
+    cell_code, cell_of = pd.factorize(frame["cell"], use_na_sentinel=False)
+    group_code, group_of = pd.factorize(frame["group"], use_na_sentinel=False)
+    n_groups = len(group_of)
+    cg, first = pd.factorize(cell_code.astype(np.int64) * n_groups + group_code)
+    pairs = [(cell_of[k // n_groups], group_of[k % n_groups]) for k in first.tolist()]
+    # each metric's position, looked up once per distinct name (a map looks up every row's)
+    metric_code, metric_of = pd.factorize(frame["metric"])
+    metric = np.array([order[m] for m in metric_of], dtype=np.int64)[metric_code]
     replicates, rep = np.unique(frame["replicate"].to_numpy(), return_inverse=True)
     n_cg, n_m, n_r = len(pairs), len(METRIC_ORDER), len(replicates)
     values = np.full((n_cg, n_m, n_r), np.nan)
@@ -173,11 +180,11 @@ def _series_sum(values: np.ndarray) -> float:
 
 def compare(metrics: pd.DataFrame, cell: int, comparison: Comparison) -> dict[str, float]:
     """Set one cell's simulated false alerts against a reported count in so many faces."""
-    frame = metrics[(metrics["cell"] == cell) & (metrics["group"] == "all")]
-    wide = frame.pivot(index="replicate", columns="metric", values="value")
-    faces = float(wide["faces"].sum())
-    false = float(wide["false_alerts"].sum())
-    expected = float(wide["expected_false_alerts"].sum())
+    wide = _cell_columns(metrics, cell,
+                         ("faces", "false_alerts", "expected_false_alerts", "implied_threshold"))
+    faces = _series_sum(wide["faces"])
+    false = _series_sum(wide["false_alerts"])
+    expected = _series_sum(wide["expected_false_alerts"])
     scale = comparison.faces / faces if faces > 0 else math.nan
     lo, hi = clopper_pearson(round(false), round(faces))
     mean = expected * scale
@@ -185,7 +192,7 @@ def compare(metrics: pd.DataFrame, cell: int, comparison: Comparison) -> dict[st
     # stats.poisson.cdf(k, m) is special.pdtr(k, m); its sf(k - 1, m) is pdtrc(k - 1, m), 1 below 0
     p_low = float(special.pdtr(k, mean))
     p_high = 1.0 if k < 1 else float(special.pdtrc(k - 1, mean))
-    implied = wide["implied_threshold"].to_numpy(dtype=float)
+    implied = wide["implied_threshold"]
     implied = implied[np.isfinite(implied)]
     return {
         "reported_false_alerts": float(k), "reported_faces": float(comparison.faces),
@@ -199,35 +206,114 @@ def compare(metrics: pd.DataFrame, cell: int, comparison: Comparison) -> dict[st
     }
 
 
+def _cell_columns(metrics: pd.DataFrame, cell: int, names: tuple[str, ...]) -> dict[str, np.ndarray]:
+    """Columns ``names`` of one cell's everyone rows pivoted wide (replicate x metric): per metric
+    its value in each of the rows' replicates (sorted), nan where a replicate has none.
+
+    What ``pivot(index="replicate", columns="metric", values="value")`` of the cell's rows gives,
+    without the pivot (~2 ms a cell: a sweep's report compares every cell): the cell's rows found
+    by the integers first, then the strings of those rows alone. A missing metric raises KeyError
+    and a repeated (replicate, metric) ValueError, as the pivot does.
+    """
+    hit = np.flatnonzero(metrics["cell"].to_numpy() == cell)
+    hit = hit[np.asarray(metrics["group"].array.take(hit) == "all", dtype=bool)]
+    metric = np.asarray(metrics["metric"].array.take(hit), dtype=object)
+    replicates, rep = np.unique(metrics["replicate"].to_numpy()[hit], return_inverse=True)
+    value = metrics["value"].to_numpy(dtype=float)[hit]
+    kinds, kind = np.unique(metric, return_inverse=True)
+    if len(np.unique(kind * len(replicates) + rep)) < len(hit):
+        raise ValueError("Index contains duplicate entries, cannot reshape")
+    out: dict[str, np.ndarray] = {}
+    position = {name: i for i, name in enumerate(kinds.tolist())}
+    for name in names:
+        if name not in position:
+            raise KeyError(name)
+        column = np.full(len(replicates), np.nan)
+        mine = kind == position[name]
+        column[rep[mine]] = value[mine]
+        out[name] = column
+    return out
+
+
 def disparity(summary: pd.DataFrame, metric: str = "false_alert_rate") -> pd.DataFrame:
     """Per cell: highest over lowest group rate of ``metric`` (nan when a group has none)."""
     rows = []
-    part = summary[(summary["metric"] == metric) & (summary["group"] != "all")]
-    for cell, frame in part.groupby("cell"):
-        rates = frame.set_index("group")["estimate"].dropna()
-        positive = rates[rates > 0]
+    mask = ((summary["metric"] == metric) & (summary["group"] != "all")).to_numpy(dtype=bool)
+    cells = summary["cell"].to_numpy()[mask].tolist()
+    groups = summary["group"].to_numpy()[mask].tolist()
+    estimates = summary["estimate"].to_numpy(dtype=float)[mask].tolist()
+    for cell, part in _by_cell(cells):
+        named = [(groups[i], estimates[i]) for i in part if not math.isnan(estimates[i])]
+        rates = [r for _, r in named]
+        positive = [r for r in rates if r > 0]
         complete = len(positive) == len(rates) and len(rates) > 0
-        ratio = float(positive.max() / positive.min()) if complete else math.nan
-        rows.append({"cell": cell, "metric": metric, "highest_group": rates.idxmax() if len(rates) else "",
-                     "lowest_group": rates.idxmin() if len(rates) else "", "ratio": ratio})
+        ratio = float(max(positive) / min(positive)) if complete else math.nan
+        rows.append({"cell": cell, "metric": metric, "highest_group": _label_of(named, max),
+                     "lowest_group": _label_of(named, min), "ratio": ratio})
     return pd.DataFrame(rows)
+
+
+def _by_cell(cells: list[Any]) -> list[tuple[Any, list[int]]]:
+    """The positions of each cell's rows, in row order, cells sorted (what groupby("cell") gives)."""
+    where: dict[Any, list[int]] = {}
+    for i, cell in enumerate(cells):
+        where.setdefault(cell, []).append(i)
+    return sorted(where.items())
+
+
+def _label_of(named: list[tuple[str, float]], pick) -> str:
+    """The label of the first highest (``max``) or lowest (``min``) value, '' for none (idxmax)."""
+    return pick(named, key=lambda item: item[1])[0] if named else ""
 
 
 # -- statistics the report draws, from a summary table -------------------------------------------
 
-def summary_value(summary: pd.DataFrame, cell: int, group: str, metric: str) -> tuple[float, float, float]:
-    """(estimate, ci_low, ci_high) of one cell, group and metric of a summary (nan if absent)."""
-    # a report asks for hundreds of values: the cell's rows first (integers), then the strings of
-    # those rows alone (a string column copied out whole costs ~0.4 ms, pandas' masks ~1 ms)
+class SummaryIndex:
+    """A summary table's (estimate, ci_low, ci_high) by (cell, group, metric), built once.
+
+    A report asks for hundreds of values of one summary; looking each up in the frame costs
+    ~0.3 ms, in this index a dictionary look-up. The index copies the values when it is built: a
+    frame changed afterwards is not seen (build it where the summary is final, look up many times).
+    The first row of a key wins, as in ``summary_value``.
+    """
+
+    __slots__ = ("_values",)
+
+    def __init__(self, summary: pd.DataFrame) -> None:
+        keys = zip(summary["cell"].tolist(), summary["group"].tolist(), summary["metric"].tolist(),
+                   strict=True)
+        values = zip(*(summary[c].to_numpy(dtype=float).tolist() for c in ("estimate", "ci_low", "ci_high")),
+                     strict=True)
+        pairs = list(zip(keys, values, strict=True))
+        self._values: dict[tuple[Any, Any, Any], tuple[float, float, float]] = dict(reversed(pairs))
+
+    def value(self, cell: int, group: str, metric: str) -> tuple[float, float, float]:
+        """(estimate, ci_low, ci_high) of one cell, group and metric (nan if absent)."""
+        return self._values.get((cell, group, metric), _ABSENT)
+
+    __call__ = value
+
+
+_ABSENT = (math.nan, math.nan, math.nan)
+
+
+def summary_value(summary: pd.DataFrame | SummaryIndex, cell: int, group: str,
+                  metric: str) -> tuple[float, float, float]:
+    """(estimate, ci_low, ci_high) of one cell, group and metric of a summary (nan if absent).
+
+    ``summary`` is the table, or its ``SummaryIndex`` for many look-ups of one table."""
+    if isinstance(summary, SummaryIndex):
+        return summary.value(cell, group, metric)
+    # one look-up: the cell's rows first (integers), then the strings of those rows alone (a
+    # string column copied out whole costs ~0.4 ms, pandas' masks ~1 ms)
     hit = np.flatnonzero(summary["cell"].to_numpy() == cell)
     for column, value in (("group", group), ("metric", metric)):
         hit = hit[np.asarray(summary[column].array.take(hit) == value, dtype=bool)]
     if not hit.size:
-        return math.nan, math.nan, math.nan
+        return _ABSENT
     i = hit[0]
     return (float(summary["estimate"].to_numpy()[i]), float(summary["ci_low"].to_numpy()[i]),
             float(summary["ci_high"].to_numpy()[i]))
-
 
 
 def parameter_columns(summary: pd.DataFrame) -> list[str]:
@@ -260,6 +346,37 @@ def expected_fpir(summary: pd.DataFrame) -> pd.DataFrame:
 
 def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
     """Per cell: highest over lowest group FPIR from the exact expectations (no sampling noise)."""
+    metric = summary["metric"]
+    expected = (metric == "expected_false_alerts").to_numpy(dtype=bool)
+    passers = (metric == "nonmated_passers").to_numpy(dtype=bool)
+    cell_of, group_of = summary["cell"].to_numpy(), summary["group"].to_numpy()
+    estimate = summary["estimate"].to_numpy(dtype=float)
+    keys = list(zip(cell_of[passers].tolist(), group_of[passers].tolist(), strict=True))
+    if len(set(keys)) < len(keys):     # reindex against repeated labels: pandas' own error
+        return _disparity_by_cell_frames(summary)
+    denominator = dict(zip(keys, estimate[passers].tolist(), strict=True))
+    at = np.flatnonzero(expected)
+    cells, groups = cell_of[at].tolist(), group_of[at].tolist()
+    den = np.array([denominator.get(key, math.nan) for key in zip(cells, groups, strict=True)], dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        fpir = (estimate[at] / den).tolist()            # expected_fpir's estimates, elementwise
+    keep = [i for i, g in enumerate(groups) if g != "all"]
+    params = parameter_columns(summary)
+    columns = {p: summary[p] for p in params}
+    rows = []
+    for cell, part in _by_cell([cells[i] for i in keep]):
+        named = [(groups[keep[i]], fpir[keep[i]]) for i in part]
+        named = [(g, r) for g, r in named if r > 0]
+        first = at[keep[part[0]]]
+        rates = [r for _, r in named]
+        rows.append({"cell": cell, **{p: columns[p].iloc[first] for p in params},
+                     "estimate": float(max(rates) / min(rates)) if rates else math.nan,
+                     "highest": _label_of(named, max), "lowest": _label_of(named, min)})
+    return pd.DataFrame(rows)
+
+
+def _disparity_by_cell_frames(summary: pd.DataFrame) -> pd.DataFrame:
+    """``disparity_by_cell`` by pandas' frames (what it answers for a summary with repeated keys)."""
     fpir = expected_fpir(summary)
     fpir = fpir[fpir["group"] != "all"]
     rows = []
@@ -275,19 +392,19 @@ def disparity_by_cell(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-
 def black_white_ratio(summary: pd.DataFrame) -> dict[int, float]:
     """Per cell: exact expected FPIR of Black over White passers, both sexes pooled (no cell where
     the groups are an experiment's own: the ratio is not defined)."""
     out: dict[int, float] = {}
     if not census_groups(summary):
         return out
+    index = SummaryIndex(summary)
     for cell in summary["cell"].unique():
         rate = {}
         for eth in ("black", "white"):
             groups = [g.name for g in DEFAULT_GROUPS if g.ethnicity == eth]
-            exp_ = sum(summary_value(summary, cell, g, "expected_false_alerts")[0] for g in groups)
-            passers = sum(summary_value(summary, cell, g, "nonmated_passers")[0] for g in groups)
+            exp_ = sum(index.value(cell, g, "expected_false_alerts")[0] for g in groups)
+            passers = sum(index.value(cell, g, "nonmated_passers")[0] for g in groups)
             rate[eth] = exp_ / passers if passers > 0 else math.nan
         out[int(cell)] = rate["black"] / rate["white"] if rate["white"] > 0 else math.nan
     return out

@@ -48,6 +48,22 @@ def _hermite_nodes(nodes: int) -> tuple[np.ndarray, np.ndarray]:
     return x, w / w.sum()
 
 
+def _distinct_locations(pairs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The distinct columns of ``pairs`` (draws x pairs of groups) in order of first appearance,
+    and for each column the distinct one it is: ``np.unique(pairs, axis=1, return_inverse=True)``
+    but unsorted (the order does not change a number computed from them), ~0.05 ms to unique's ~0.5."""
+    first: dict[bytes, int] = {}
+    keep: list[int] = []
+    where = np.empty(pairs.shape[1], dtype=np.intp)
+    for j, column in enumerate(np.ascontiguousarray(pairs.T)):
+        key = column.tobytes()
+        if key not in first:
+            first[key] = len(keep)
+            keep.append(j)
+        where[j] = first[key]
+    return pairs[:, keep], where
+
+
 def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float, threshold: float,
                     nodes: int = 8, looks: float | np.ndarray = 1.0) -> np.ndarray:
     """FPIR per probe group for an average watchlist, by Gauss-Hermite quadrature.
@@ -74,15 +90,15 @@ def fpir_quadrature(model: ScoreModel, watchlist_shares: np.ndarray, size: float
     # with stacked draws, once per (g, h) pairs that share a location in every draw
     location = model.impostor_location
     lead = location.shape[:-2]
-    pairs = location.reshape(int(np.prod(lead, dtype=int)), -1)
-    distinct, where = np.unique(pairs, axis=1, return_inverse=True)
+    distinct, where = _distinct_locations(location.reshape(int(np.prod(lead, dtype=int)), -1))
     distinct = distinct.reshape(*lead, -1)
     where = where.reshape(location.shape[-2:])
     d = t - p[:, None, None] - distinct[..., None, :, None] - e[None, None, :]   # (..., P, U, E)
-    logcdf = model.noise.logcdf(d)                                               # (..., P, U, E)
+    # -logcdf, negated before it is spread (a third of the values to negate; the same numbers)
+    cost = -model.noise.logcdf(d)                                                # (..., P, U, E)
     # spread back straight into (..., G, P, H, E), one copy: [g, p, h] reads [p, where[g, h]]
     probes = np.arange(len(p))[None, :, None]
-    per_entry = -logcdf[..., probes, where[:, None, :], :] @ we                  # (..., G, P, H)
+    per_entry = cost[..., probes, where[:, None, :], :] @ we                     # (..., G, P, H)
     hazard = size * per_entry @ np.asarray(watchlist_shares, dtype=float)       # (..., G, P)
     k = np.asarray(looks, dtype=float)[..., None, None]
     if len(lead) and k.ndim > 2:

@@ -125,8 +125,10 @@ class Results:
                   rows: list[dict[str, Any]]) -> Results:
         metrics = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
         param_cols = sorted({k for c in cells for k in c})
+        cell = metrics["cell"].tolist()     # each row's cell once, not a Series iterated per column
         for i, col in enumerate(param_cols):
-            metrics.insert(1 + i, col, [cells[c].get(col) for c in metrics["cell"]])
+            per_cell = [c.get(col) for c in cells]
+            metrics.insert(1 + i, col, [per_cell[c] for c in cell])
         metrics["cell"] = metrics["cell"].astype("int64")
         metrics["replicate"] = metrics["replicate"].astype("int64")
         metrics["value"] = metrics["value"].astype("float64")

@@ -117,3 +117,18 @@ def test_draws_stacked_give_each_draws_own_expectation_to_the_bit(name, scores):
     mix = np.random.default_rng(3).dirichlet(np.ones(len(experiment.passer_groups())))
     stacked = po.expected_false_alerts(experiment, mix, 3_000_000, draws)
     assert np.array_equal(stacked, per_draw_expected_false_alerts(experiment, mix, 3_000_000, draws))
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_distinct_locations_are_uniques_columns_in_order_of_appearance(seed):
+    """Each column's distinct column is the column itself, the distinct ones are np.unique's (as a
+    set), each taken where it first appears."""
+    rng = np.random.default_rng(seed)
+    base = rng.normal(size=(5, 6))
+    pairs = base[:, rng.integers(0, 6, size=20)]
+    distinct, where = po._distinct_locations(pairs)
+    np.testing.assert_array_equal(distinct[:, where], pairs)
+    unique = np.unique(pairs, axis=1)
+    assert distinct.shape == unique.shape
+    np.testing.assert_array_equal(np.unique(distinct, axis=1), unique)
+    assert list(where[np.sort(np.unique(where, return_index=True)[1])]) == list(range(distinct.shape[1]))
