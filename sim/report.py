@@ -17,7 +17,15 @@ import pandas as pd
 
 from . import plot
 from .errors import plural
-from .metrics import borough_exposure, census_groups, compare, disparity, disparity_by_cell, summary_value
+from .metrics import (
+    SummaryIndex,
+    borough_exposure,
+    census_groups,
+    compare,
+    disparity,
+    disparity_by_cell,
+    summary_value,
+)
 from .results import Results, atomic_write_bytes, atomic_write_text
 
 
@@ -329,7 +337,8 @@ def draw_figures(folder: Path, results: Results, submit: Submit | None = None) -
     return PendingFigures(results, submit).write(Path(folder))
 
 
-def _interval(summary: pd.DataFrame, cell: int, group: str, metric: str, scale: float = 1.0) -> str:
+def _interval(summary: pd.DataFrame | SummaryIndex, cell: int, group: str, metric: str,
+              scale: float = 1.0) -> str:
     est, lo, hi = summary_value(summary, cell, group, metric)
     return f"{number(est * scale)} ({number(lo * scale)}–{number(hi * scale)})"
 
@@ -359,11 +368,12 @@ def _comparison_lines(results: Results) -> list[str]:
               "parameter at its cell's draws and asks only about Poisson noise):", "",
               f"| cell | setting | false alerts in {cmp_.faces:,} faces (95% PI) | exact expectation | "
               "p (parameters fixed) | implied threshold |", "|---|---|---|---|---|---|"]
+    index = SummaryIndex(results.summary)
     for cell, params in enumerate(results.cells):
         c = compare(results.metrics, cell, cmp_)
         setting = ", ".join(f"{k}={v}" for k, v in params.items()) or "base"
         scale = cmp_.faces
-        rate = summary_value(results.summary, cell, "all", "false_alert_rate")
+        rate = index.value(cell, "all", "false_alert_rate")
         lines.append(f"| {cell} | {setting} | {number(c['simulated_per_reported_faces'])} "
                      f"({number(rate[1] * scale)}–{number(rate[2] * scale)}) | "
                      f"{number(c['expected_per_reported_faces'])} | {p_value(c['p_value_two_sided'])} | "
@@ -427,6 +437,7 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
     if exp.comparison is not None:
         lines += _comparison_lines(results)
     census = census_groups(summary)
+    index = SummaryIndex(summary)
     if len(results.cells) > 1:
         lines += ["## Per cell (everyone)", "",
                   "| cell | setting | faces | alerts | false alerts | TPIR | PPV | arrests | wrongful stops "
@@ -436,8 +447,8 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
                   {int(r.cell): float(r.estimate) for r in disparity_by_cell(summary).itertuples()})
         for cell, params in enumerate(results.cells[:60]):
             setting = ", ".join(f"{k.rsplit('.', 1)[-1]}={v}" for k, v in params.items())
-            vals = [summary_value(summary, cell, "all", m)[0] for m in CELL_METRICS]
-            last = (_interval(summary, cell, 'all', 'black_white_false_alert_ratio') if census
+            vals = [index.value(cell, "all", m)[0] for m in CELL_METRICS]
+            last = (_interval(index, cell, 'all', 'black_white_false_alert_ratio') if census
                     else number(spread.get(cell, math.nan)))
             lines.append(f"| {cell} | {setting} | " + " | ".join(number(v) for v in vals) + f" | {last} |")
         lines += ["", "Black/White: the exact expected false alerts per recorded face, Black over White "
@@ -450,11 +461,11 @@ def summary_markdown(results: Results, figures: list[str]) -> str:
               "|---|---|---|---|---|---|---|---|---|"]
     groups = ["all", *[g for g in summary["group"].unique() if g != "all"]]
     for g in groups:
-        vals = [summary_value(summary, 0, g, m)[0] for m in HEADLINE_METRICS]
+        vals = [index.value(0, g, m)[0] for m in HEADLINE_METRICS]
         cells_ = [number(v) for v in vals]
-        cells_[3] = _interval(summary, 0, g, "false_alerts")
+        cells_[3] = _interval(index, 0, g, "false_alerts")
         lines.append(f"| {g} | " + " | ".join(cells_)
-                     + f" | {_interval(summary, 0, g, 'false_alert_rate', 1e6)} |")
+                     + f" | {_interval(index, 0, g, 'false_alert_rate', 1e6)} |")
     lines += ["", "Counts are means per programme over replicates; summary.csv gives every interval.", ""]
     lines += ["## Who bears the false alerts (cell 0)", ""]
     lines += (_black_white_lines(summary) if census else _declared_group_lines(summary))
