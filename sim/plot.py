@@ -301,7 +301,11 @@ def borough_heatmap(fig: Any, ax: Any, table: pd.DataFrame, title: str = "") -> 
                  [f"{v:.2g}" if np.isfinite(v) else "–" for v in values.ravel()],
                  np.where(finite & (values < middle), "white", "black").ravel(), fontsize=6)
     ax.set_title(title, fontsize=9)
-    fig.colorbar(im, ax=ax, label="faces scanned per resident per programme (log scale)")
+    bar = fig.colorbar(im, ax=ax, label="faces scanned per resident per programme (log scale)")
+    scale = bar.ax.yaxis if bar.orientation == "vertical" else bar.ax.xaxis
+    minor = scale.get_minorticklocs()
+    if minor.size and not any(scale.get_minor_formatter().format_ticks(minor)):
+        minor_marks(scale, scale.get_minor_locator())   # unlabelled (more than a decade shown)
     return ax
 
 
