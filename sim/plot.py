@@ -27,6 +27,7 @@ import pandas as pd
 from .groups import GROUP_NAMES, group_named
 from .metrics import (
     black_white_ratio,
+    census_groups,
     disparity_by_cell,
     expected_false_alert_rate,
     expected_fpir,
@@ -309,6 +310,12 @@ def borough_heatmap(fig: Any, ax: Any, table: pd.DataFrame, title: str = "") -> 
     return ax
 
 
+def _rows(summary: pd.DataFrame, *metrics: str) -> pd.DataFrame:
+    """The summary's rows of ``metrics``, its string columns as Python objects."""
+    part = summary[summary["metric"].isin(metrics)]
+    return part.astype({c: object for c in ("group", "metric") if c in part})
+
+
 def _series(summary: pd.DataFrame, metric: str, group: str = "all") -> pd.DataFrame:
     return summary[(summary["metric"] == metric) & (summary["group"] == group)]
 
@@ -458,7 +465,10 @@ def disparity_vs_threshold(ax: Any, summary: pd.DataFrame, cells: list[dict[str,
     for label, rows in lines(frame, x, "ratio"):
         ax.plot(rows[x].astype(float), rows["estimate"], marker="o", ms=3,
                 label=("highest / lowest of the groups" + (f" ({label})" if label else "")))
-    bw = black_white_ratio(summary)
+    # the rows the ratio sums, strings as Python objects: summary_value picks its ~300 values out
+    # of those ~2.5x faster than out of the whole table's pyarrow strings (80 ms)
+    bw = black_white_ratio(_rows(summary, "expected_false_alerts", "nonmated_passers")) \
+        if census_groups(summary) else {}
     points = [(float(c[x]), bw[i]) for i, c in enumerate(cells) if x in c and i in bw]
     if points and len(parameter_columns(summary)) == 1:
         xs, ys = zip(*sorted(points), strict=True)
