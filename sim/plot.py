@@ -251,17 +251,16 @@ def cell_numbers(ax: Any, x: np.ndarray, y: np.ndarray, texts: list[str], colors
     from matplotlib.collections import PathCollection
     from matplotlib.font_manager import FontProperties
     from matplotlib.path import Path as GlyphPath
-    from matplotlib.text import TextPath
     from matplotlib.transforms import Affine2D
 
     prop = FontProperties(size=fontsize)
     # centred as a Text is: on the middle of its line (ascent of the tallest glyph to the descent
     # of "lp"), not of its ink
-    line = _outline_points(TextPath((0, 0), "lp", prop=prop))
+    line = _outline_points(_glyph_outline("lp", prop))
     bottom = line[:, 1].min()
     shapes: dict[str, GlyphPath] = {}
     for text in set(texts):
-        path = TextPath((0, 0), text, prop=prop)
+        path = _glyph_outline(text, prop)
         points = _outline_points(path)
         left, right = points[:, 0].min(), points[:, 0].max()
         top = max(points[:, 1].max(), line[:, 1].max())
@@ -274,6 +273,18 @@ def cell_numbers(ax: Any, x: np.ndarray, y: np.ndarray, texts: list[str], colors
     collection.set_in_layout(False)
     ax.add_collection(collection, autolim=False)
     return collection
+
+
+def _glyph_outline(text: str, prop: Any) -> Any:
+    """``TextPath((0, 0), text, prop=prop)``'s outline (plain text, no mathtext), without the
+    ``Text`` artist TextPath makes to tell whether the text is mathtext (a third of its cost)."""
+    from matplotlib.path import Path as GlyphPath
+    from matplotlib.textpath import text_to_path
+    from matplotlib.transforms import Affine2D
+
+    vertices, codes = text_to_path.get_text_path(prop, text)
+    scale = prop.get_size_in_points() / text_to_path.FONT_SCALE
+    return GlyphPath(Affine2D().scale(scale).transform(vertices), codes)
 
 
 def _outline_points(path: Any) -> np.ndarray:
