@@ -181,6 +181,13 @@ def _thousands() -> Any:
     return ticker.FuncFormatter(lambda v, _: f"{v:,.0f}" if abs(v) >= 10 else f"{v:g}")
 
 
+def _title(ax: Any, text: str, **style: Any) -> Any:
+    """A panel's title, on top of the axes (``y=1``: where matplotlib would place it, nothing of
+    these panels being above them), so it is not placed again at every measure and draw: placing
+    it measures all the y axis' tick labels to find an offset text in its way."""
+    return ax.set_title(text, y=1.0, **style)
+
+
 def _groups(summary: pd.DataFrame) -> list[str]:
     return [g for g in summary["group"].unique() if g != "all"]
 
@@ -201,7 +208,7 @@ def false_alerts_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: 
     ax.scatter(xs, exact, color="crimson", marker="_", s=250, zorder=3, label="exact expectation")
     ax.set_xticks(xs, [group_label(g) for g in groups], rotation=40, ha="right")
     ax.set_ylabel("false alerts per million faces")
-    ax.set_title(title or "False alerts per face by passer group")
+    _title(ax, title or "False alerts per face by passer group")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
@@ -225,7 +232,7 @@ def alert_funnel(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "")
     ax.set_yticks(ys, [METRIC_LABELS[m] for m in FUNNEL])
     log_axis(ax.xaxis)
     ax.set_xlabel("per programme (mean over replicates, log scale)")
-    ax.set_title(title or "Alert funnel: alert → review → engagement → outcome")
+    _title(ax, title or "Alert funnel: alert → review → engagement → outcome")
     return ax
 
 
@@ -236,7 +243,7 @@ def exposure_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str 
     ax.bar(xs, exposure["scans_per_resident"], color="#ed7d31")
     ax.set_xticks(xs, [group_label(g) for g in exposure["group"]], rotation=40, ha="right")
     ax.set_ylabel("faces scanned per London resident")
-    ax.set_title(title or "Exposure per head by passer group")
+    _title(ax, title or "Exposure per head by passer group")
     return ax
 
 
@@ -312,7 +319,7 @@ def borough_heatmap(fig: Any, ax: Any, table: pd.DataFrame, title: str = "") -> 
     cell_numbers(ax, columns.ravel(), rows.ravel(),
                  [f"{v:.2g}" if np.isfinite(v) else "–" for v in values.ravel()],
                  np.where(finite & (values < middle), "white", "black").ravel(), fontsize=6)
-    ax.set_title(title, fontsize=9)
+    _title(ax, title, fontsize=9)
     bar = fig.colorbar(im, ax=ax, label="faces scanned per resident per programme (log scale)")
     scale = bar.ax.yaxis if bar.orientation == "vertical" else bar.ax.xaxis
     minor = scale.get_minorticklocs()
@@ -400,7 +407,7 @@ def false_alerts_vs_threshold(ax: Any, summary: pd.DataFrame, reported: tuple[in
     log_axis(ax.yaxis)
     ax.set_xlabel("threshold (vendor similarity score)")
     ax.set_ylabel(f"false alerts per {per:,.0f} faces")
-    ax.set_title("False alerts against threshold (simulated, 95% band across replicates)")
+    _title(ax, "False alerts against threshold (simulated, 95% band across replicates)")
     ax.legend(fontsize=8, loc="upper right")
     return ax
 
@@ -462,7 +469,7 @@ def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DE
     _probit_axis(ax.yaxis, [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.3, 0.5, 0.7, 0.9], special)
     ax.set_xlabel("FPIR (exact expectation, probit scale)")
     ax.set_ylabel("FNIR = 1 − TPIR (probit scale)")
-    ax.set_title("DET curves per passer group across thresholds")
+    _title(ax, "DET curves per passer group across thresholds")
     ax.legend(fontsize=7, ncol=1, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
@@ -489,7 +496,7 @@ def disparity_vs_threshold(ax: Any, summary: pd.DataFrame, cells: list[dict[str,
     log_axis(ax.yaxis)
     ax.set_xlabel("threshold (vendor similarity score)")
     ax.set_ylabel("ratio of FPIR between groups")
-    ax.set_title("Disparity between passer groups (exact expected FPIR)")
+    _title(ax, "Disparity between passer groups (exact expected FPIR)")
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
 
@@ -562,6 +569,6 @@ def exposure_by_cell(ax: Any, summary: pd.DataFrame, cells: list[dict[str, Any]]
     ax.set_xticks(np.arange(len(groups)) + 0.4 - width / 2, [group_label(g) for g in groups], rotation=40,
                   ha="right")
     ax.set_ylabel("faces scanned per London resident")
-    ax.set_title("Exposure per head by passer group and cell (2021 census residents)")
+    _title(ax, "Exposure per head by passer group and cell (2021 census residents)")
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return ax
