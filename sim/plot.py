@@ -188,6 +188,20 @@ def _title(ax: Any, text: str, **style: Any) -> Any:
     return ax.set_title(text, y=1.0, **style)
 
 
+def _measured_once(fig: Any) -> None:
+    """Give a figure with no canvas of its own (``matplotlib.figure.Figure()``, as the report draws
+    on) an Agg canvas: its layout then measures the texts with the renderer that saving to PNG
+    draws with, which keeps their measures; without one the layout measures with a renderer of
+    its own and the save measures every text again."""
+    from matplotlib.backend_bases import FigureCanvasBase
+
+    root = fig.get_figure(root=True)
+    if type(root.canvas) is FigureCanvasBase:
+        from matplotlib.backends.backend_agg import FigureCanvasAgg
+
+        FigureCanvasAgg(root)
+
+
 def _groups(summary: pd.DataFrame) -> list[str]:
     return [g for g in summary["group"].unique() if g != "all"]
 
@@ -195,6 +209,7 @@ def _groups(summary: pd.DataFrame) -> list[str]:
 def false_alerts_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "") -> Any:
     """False alerts per million faces by passer group: simulated (with its 95% interval across
     replicates: posterior-predictive where the experiment is calibrated) and exact."""
+    _measured_once(ax.figure)
     groups = _groups(summary)
     rates = np.array([summary_value(summary, cell, g, "false_alert_rate") for g in groups]) * 1e6
     expected = expected_false_alert_rate(summary)
@@ -215,6 +230,7 @@ def false_alerts_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: 
 
 def alert_funnel(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "") -> Any:
     """Where alerts go: review, engagement and outcome, per programme (log scale, every bar labelled)."""
+    _measured_once(ax.figure)
     values = np.array([summary_value(summary, cell, "all", m)[0] for m in FUNNEL])
     ys = np.arange(len(FUNNEL))[::-1]
     shown = np.where(values > 0, values, np.nan)
@@ -238,6 +254,7 @@ def alert_funnel(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "")
 
 def exposure_by_group(ax: Any, summary: pd.DataFrame, cell: int = 0, title: str = "") -> Any:
     """Faces scanned per London resident of each group (2021 census, sexes split evenly)."""
+    _measured_once(ax.figure)
     exposure = exposure_per_head(summary, cell)
     xs = np.arange(len(exposure))
     ax.bar(xs, exposure["scans_per_resident"], color="#ed7d31")
@@ -304,6 +321,7 @@ def borough_heatmap(fig: Any, ax: Any, table: pd.DataFrame, title: str = "") -> 
     """Expected faces scanned per resident by borough (rows) and ethnicity (columns), numbers in cells.
 
     A log colour scale, so one heavily visited borough does not flatten the rest."""
+    _measured_once(fig)
     from matplotlib.colors import LogNorm
 
     values = table.to_numpy(float)
@@ -384,6 +402,7 @@ def metric_against(ax: Any, summary: pd.DataFrame, x: str, metric: str, group: s
 def false_alerts_vs_threshold(ax: Any, summary: pd.DataFrame, reported: tuple[int, int, float] | None = None
                               ) -> Any:
     """False alerts per reported faces against threshold; ``reported`` = (false alerts, faces, threshold)."""
+    _measured_once(ax.figure)
     x = "matcher.threshold"
     per = reported[1] if reported else 1e6
     expected = list(lines(expected_false_alert_rate(summary), x, "expected_false_alert_rate"))
@@ -441,6 +460,7 @@ def _probit_axis(axis: Any, candidates: list[float], special: Any) -> None:
 
 def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DET_MARKERS) -> Any:
     """DET curves per passer group (exact expectations, probit axes), operating thresholds marked."""
+    _measured_once(ax.figure)
     from scipy import special
 
     x = "matcher.threshold"
@@ -476,6 +496,7 @@ def det_by_group(ax: Any, summary: pd.DataFrame, markers: tuple[float, ...] = DE
 
 def disparity_vs_threshold(ax: Any, summary: pd.DataFrame, cells: list[dict[str, Any]]) -> Any:
     """Highest over lowest group FPIR, and Black over White, against threshold (exact expectations)."""
+    _measured_once(ax.figure)
     x = "matcher.threshold"
     ratios = disparity_by_cell(summary)
     frame = ratios.drop(columns=["highest", "lowest"]).assign(group="all", metric="ratio", ci_low=np.nan,
@@ -504,6 +525,7 @@ def disparity_vs_threshold(ax: Any, summary: pd.DataFrame, cells: list[dict[str,
 def against_setting(fig: Any, summary: pd.DataFrame, x: str,
                     metrics: tuple[str, ...] = ("false_alerts", "ppv", "lost_alerts")) -> Any:
     """Panels of ``metrics`` against swept setting ``x``; one shared legend below the panels."""
+    _measured_once(fig)
     axes = fig.subplots(1, len(metrics))
     for ax, metric in zip(np.atleast_1d(axes), metrics, strict=True):
         values = _series(summary, metric)["estimate"].to_numpy(float)
@@ -533,6 +555,7 @@ def cells_compared(fig: Any, summary: pd.DataFrame, cells: list[dict[str, Any]])
 
     A few cells are named under their bars; more are numbered, with a key below the panels (their
     names would overlap)."""
+    _measured_once(fig)
     names = [setting_label(c) for c in cells]
     keyed = len(cells) > 4
     labels = [str(i) for i in range(len(cells))] if keyed else [n.replace(", ", "\n") for n in names]
@@ -559,6 +582,7 @@ def cells_compared(fig: Any, summary: pd.DataFrame, cells: list[dict[str, Any]])
 
 def exposure_by_cell(ax: Any, summary: pd.DataFrame, cells: list[dict[str, Any]]) -> Any:
     """Exposure per head by group, one bar per cell."""
+    _measured_once(ax.figure)
     width = 0.8 / max(len(cells), 1)
     groups: list[str] = []
     for i, cell in enumerate(cells):

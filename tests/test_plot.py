@@ -109,6 +109,23 @@ def test_minor_marks_draw_what_minor_ticks_do(which, limits):
     assert (drawn(True) == drawn(False)).all()
 
 
+def test_a_bare_figure_is_measured_with_the_renderer_it_is_saved_with(swept):
+    """A ``Figure()`` of its own gets an Agg canvas (layout and saving then share one renderer);
+    a pyplot figure keeps its canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    summary = plot.summary_of(swept)
+    fig = Figure()
+    plot.alert_funnel(fig.subplots(), summary)
+    assert isinstance(fig.canvas, FigureCanvasAgg)
+    fig, ax = plt.subplots()
+    canvas = fig.canvas
+    plot.alert_funnel(ax, summary)
+    assert fig.canvas is canvas
+    plt.close(fig)
+
+
 def test_a_results_folder_is_a_source(tmp_path, swept):
     from sim.results import ResultsWriter
     from sim.sweep import plan
