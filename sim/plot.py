@@ -153,23 +153,23 @@ def _minor_marks_class() -> type:
                              markeredgecolor=like.get_markeredgecolor(), color=like.get_color(),
                              transform=like.get_transform(), zorder=axis.get_zorder(), clip_on=False)
             self.set_in_layout(False)       # tick marks are not in the layout: only tick labels are
-            self._axis, self._locator = axis, locator
-            self._x = axis is axis.axes.xaxis
+            self._marked, self._marks_at = axis, locator
+            self._along_x = axis is axis.axes.xaxis
             # the mark's place across the axis (0 on the bottom or left spine, 1 on the other)
-            self._across = float((like.get_ydata() if self._x else like.get_xdata())[0])
+            self._across_at = float((like.get_ydata() if self._along_x else like.get_xdata())[0])
 
         def draw(self, renderer: Any) -> None:
             # the locations Axis.get_minorticklocs and Axis._update_ticks keep
-            axis = self._axis
+            axis = self._marked
             transform = axis.get_transform()
-            locs = np.asarray(self._locator(), float)
+            locs = np.asarray(self._marks_at(), float)
             at = transform.transform(locs)
             lo, hi = sorted(transform.transform(axis.get_view_interval()))
             major = transform.transform(np.asarray(axis.get_majorticklocs(), float))
             keep = ~np.isclose(at[:, None], major[None, :], atol=(hi - lo) * 1e-5, rtol=0).any(axis=1)
             keep &= (at >= lo - (hi - lo) * 1e-10) & (at <= hi + (hi - lo) * 1e-10)
-            across = np.full(int(keep.sum()), self._across)
-            self.set_data((locs[keep], across) if self._x else (across, locs[keep]))
+            across = np.full(int(keep.sum()), self._across_at)
+            self.set_data((locs[keep], across) if self._along_x else (across, locs[keep]))
             super().draw(renderer)
 
     return MinorMarks

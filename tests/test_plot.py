@@ -102,6 +102,7 @@ def test_minor_marks_draw_what_minor_ticks_do(which, limits):
             axis.set_minor_locator(locator)
             axis.set_minor_formatter(ticker.NullFormatter())
         fig.canvas.draw()
+        fig.canvas.draw()       # drawn again (a tight crop draws twice): the same
         pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
         plt.close(fig)
         return pixels
