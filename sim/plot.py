@@ -328,7 +328,10 @@ def borough_heatmap(fig: Any, ax: Any, table: pd.DataFrame, title: str = "") -> 
     positive = values[np.isfinite(values) & (values > 0)]
     norm = (LogNorm(vmin=max(positive.min(), positive.max() / 1e3), vmax=positive.max())
             if positive.size else None)
-    im = ax.imshow(np.where(values > 0, values, np.nan), aspect="auto", cmap="viridis", norm=norm)
+    # a flat colour a cell (as the default draws a few cells this large), picked from the cells'
+    # values: a third less time than colouring them first and resampling the colours
+    im = ax.imshow(np.where(values > 0, values, np.nan), aspect="auto", cmap="viridis", norm=norm,
+                   interpolation="nearest", interpolation_stage="data")
     ax.set_yticks(range(len(table)), table.index, fontsize=7)
     ax.set_xticks(range(len(table.columns)), [c.capitalize() for c in table.columns])
     middle = math.sqrt(positive.min() * positive.max()) if positive.size else 0.0
