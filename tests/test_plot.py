@@ -81,6 +81,52 @@ def test_cell_numbers_sit_where_centred_text_does(text):
     plt.close(fig)
 
 
+@pytest.mark.parametrize(("which", "limits"), [("y", (0.004, 7e5)), ("x", (0.3, 40.0)), ("y", (2.0, 9.0))])
+def test_minor_marks_draw_what_minor_ticks_do(which, limits):
+    """The marks of ``minor_marks`` are the pixels the axis' own unlabelled minor ticks draw."""
+    import numpy as np
+    from matplotlib import ticker
+
+    def drawn(marks: bool):
+        fig = plt.figure(figsize=(3, 2), dpi=150)
+        ax = fig.add_axes((0.2, 0.2, 0.7, 0.7))
+        ax.plot([1, 2], [1, 2])
+        getattr(ax, f"set_{which}scale")("log")
+        getattr(ax, f"set_{which}lim")(*limits)
+        axis = getattr(ax, f"{which}axis")
+        locator = ticker.LogLocator(base=10, subs=np.arange(1, 10))
+        if marks:
+            plot.minor_marks(axis, locator)
+            assert not axis.get_minorticklocs().size
+        else:
+            axis.set_minor_locator(locator)
+            axis.set_minor_formatter(ticker.NullFormatter())
+        fig.canvas.draw()
+        fig.canvas.draw()       # drawn again (a tight crop draws twice): the same
+        pixels = np.asarray(fig.canvas.buffer_rgba()).copy()
+        plt.close(fig)
+        return pixels
+
+    assert (drawn(True) == drawn(False)).all()
+
+
+def test_a_bare_figure_is_measured_with_the_renderer_it_is_saved_with(swept):
+    """A ``Figure()`` of its own gets an Agg canvas (layout and saving then share one renderer);
+    a pyplot figure keeps its canvas."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    summary = plot.summary_of(swept)
+    fig = Figure()
+    plot.alert_funnel(fig.subplots(), summary)
+    assert isinstance(fig.canvas, FigureCanvasAgg)
+    fig, ax = plt.subplots()
+    canvas = fig.canvas
+    plot.alert_funnel(ax, summary)
+    assert fig.canvas is canvas
+    plt.close(fig)
+
+
 def test_a_results_folder_is_a_source(tmp_path, swept):
     from sim.results import ResultsWriter
     from sim.sweep import plan
