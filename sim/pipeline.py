@@ -77,11 +77,12 @@ def _attach(results: Results, arguments: tuple[int, tuple[Any, ...]] | None, pen
 
 
 def _report(results: Results, writer: ResultsWriter | None, executor: Executor) -> None:
-    """The posterior comparison, the stored tables and the report; the comparison and the figures
-    are the executor's tasks (beside one another on local workers, here one after another)."""
+    """The posterior comparison, the stored tables and the report. On local workers the comparison
+    and the figures are their tasks, computed side by side while this process writes."""
     arguments = _posterior_arguments(results)
-    pending = executor.submit(posterior_comparison, *arguments[1]) if arguments is not None else None
-    figures = PendingFigures(results, executor.submit) if writer is not None else None
+    submit = executor.submit if executor.parallel else None
+    pending = submit(posterior_comparison, *arguments[1]) if submit and arguments is not None else None
+    figures = PendingFigures(results, submit) if writer is not None else None
     if writer is not None:
         writer.write_tables(results)          # while the comparison is computed
     _attach(results, arguments, pending)

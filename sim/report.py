@@ -8,6 +8,7 @@ so figures can be redrawn without re-running anything.
 from __future__ import annotations
 
 import math
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -249,6 +250,7 @@ class FigureJob:
     name: str
     draw: Callable[..., tuple[Any, bool]]
     args: tuple[Any, ...] = ()
+    weight: float = 1.0         # its cost against an ordinary one-panel figure's, roughly
 
 
 def figure_jobs(results: Results) -> list[FigureJob]:
@@ -262,7 +264,7 @@ def figure_jobs(results: Results) -> list[FigureJob]:
         jobs.append(FigureJob("exposure_per_head.png", _exposure_per_head))
     panels = _borough_panels(results)
     if panels:
-        jobs.append(FigureJob("exposure_by_borough.png", _exposure_by_borough, (panels,)))
+        jobs.append(FigureJob("exposure_by_borough.png", _exposure_by_borough, (panels,), 2.0 * len(panels)))
     threshold_sweep = "matcher.threshold" in params and summary["matcher.threshold"].nunique() > 2
     if threshold_sweep:
         jobs += [FigureJob("false_alerts_vs_threshold.png", _false_alerts_vs_threshold),
@@ -294,16 +296,28 @@ def _for_figures(results: Results) -> Results:
     return replace(results, metrics=results.metrics.iloc[:0])
 
 
+def _draw_pickled(results: bytes, job: FigureJob) -> bytes:
+    """``draw_figure`` of results pickled once for all the figures (each task then carries bytes,
+    not a summary table to pickle again)."""
+    return draw_figure(pickle.loads(results), job)
+
+
 class PendingFigures:
-    """A report's figures being drawn (by ``submit``, or here), written once all are drawn."""
+    """A report's figures being drawn (by ``submit``, or here), written once all are drawn.
+
+    Given to ``submit`` the costliest first (the borough heatmap's panels), so that workers
+    drawing them side by side finish together.
+    """
 
     def __init__(self, results: Results, submit: Submit | None = None):
         self.jobs = figure_jobs(results)
         if submit is None:
             self._drawn = [_Drawn(draw_figure(results, job)) for job in self.jobs]
         else:
-            light = _for_figures(results)
-            self._drawn = [submit(draw_figure, light, job) for job in self.jobs]
+            payload = pickle.dumps(_for_figures(results), protocol=pickle.HIGHEST_PROTOCOL)
+            order = sorted(range(len(self.jobs)), key=lambda i: -self.jobs[i].weight)
+            drawn = {i: submit(_draw_pickled, payload, self.jobs[i]) for i in order}
+            self._drawn = [drawn[i] for i in range(len(self.jobs))]
 
     @property
     def names(self) -> list[str]:

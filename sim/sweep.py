@@ -107,10 +107,15 @@ def run_unit(unit: Unit) -> Rows:
 class Executor:
     """Runs units and yields ``(unit, rows)`` as each completes, in any order.
 
+    ``parallel``: whether ``submit``'s tasks run side by side (in other processes), so that
+    handing work to it can save time rather than only add pickling.
+
     ``afterwards``: a task that readies a worker for what follows the units (the report's
     imports). Local workers each run it once the units are handed out, so that a worker with no
     unit left does it while the last units finish; elsewhere it is not needed and not run.
     """
+
+    parallel = False
 
     def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
@@ -215,6 +220,8 @@ def _start_worker() -> None:
 
 class ProcessExecutor(Executor):
     """Local worker processes; Ctrl-C stops the parent, which stops the workers."""
+
+    parallel = True
 
     def __init__(self, workers: int):
         self.workers = workers
