@@ -343,9 +343,8 @@ def borough_heatmap(fig: Any, ax: Any, table: pd.DataFrame, title: str = "") -> 
     _title(ax, title, fontsize=9)
     bar = fig.colorbar(im, ax=ax, label="faces scanned per resident per programme (log scale)")
     scale = bar.ax.yaxis if bar.orientation == "vertical" else bar.ax.xaxis
-    minor = scale.get_minorticklocs()
-    if minor.size and not any(scale.get_minor_formatter().format_ticks(minor)):
-        minor_marks(scale, scale.get_minor_locator())   # unlabelled (more than a decade shown)
+    if norm is not None:
+        log_axis(scale)          # plain numbers, as on every log axis here (not 10^k in math text)
     return ax
 
 
