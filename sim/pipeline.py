@@ -82,9 +82,10 @@ def _report(results: Results, writer: ResultsWriter | None, executor: Executor) 
     arguments = _posterior_arguments(results)
     submit = executor.submit if executor.parallel else None
     pending = submit(posterior_comparison, *arguments[1]) if submit and arguments is not None else None
-    figures = PendingFigures(results, submit) if writer is not None else None
+    # on workers the figures are drawn meanwhile; here, once the tables and comparison are stored
+    figures = PendingFigures(results, submit) if writer is not None and submit else None
     if writer is not None:
-        writer.write_tables(results)          # while the comparison is computed
+        writer.write_tables(results)
     _attach(results, arguments, pending)
     if writer is not None:
         writer.write_posterior(results)
@@ -147,10 +148,10 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
             ordered = [row for u in units for row in done_rows[u.name]]
             results = Results.from_rows(experiment, cells, ordered)
             _report(results, writer, executor)
-        except BaseException:
+        except BaseException as exc:
             if writer is not None:
                 with contextlib.suppress(OSError):
-                    writer.interrupted("failed")
+                    writer.interrupted("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
             raise
         cancel = False
     finally:

@@ -125,9 +125,13 @@ def minor_marks(axis: Any, locator: Any) -> list[Any]:
     ``Tick`` (two marks, a grid line, two labels) of every minor tick and moves them all each time
     the axis is measured or drawn: ~0.5 ms a tick, and a log axis over nine decades has 72. The
     marks copy the axis' own minor tick (marker, size, width, colour, side), and take the
-    locator's values at draw time, as the axis would: those in view and not on a major tick."""
+    locator's values at draw time, as the axis would: those in view and not on a major tick.
+    Called again on the same axis, it replaces its marks; a later change of the axis' scale or
+    minor locator brings the axis' own minor ticks back (call it again then)."""
     from matplotlib import ticker
 
+    for old in getattr(axis, "_lfrsim_minor_marks", ()):
+        old.remove()
     axis.set_minor_formatter(ticker.NullFormatter())
     axis.set_minor_locator(locator)
     tick = axis.minorTicks[0]            # the axis' own minor tick, as it would draw it
@@ -137,6 +141,7 @@ def minor_marks(axis: Any, locator: Any) -> list[Any]:
              if line.get_visible()]
     for mark in marks:
         axis.axes.add_artist(mark)
+    axis._lfrsim_minor_marks = marks
     return marks
 
 
@@ -195,7 +200,7 @@ def _measured_once(fig: Any) -> None:
     its own and the save measures every text again."""
     from matplotlib.backend_bases import FigureCanvasBase
 
-    root = fig.get_figure(root=True)
+    root = fig.canvas.figure            # the top-level figure (of a subfigure too), on every version
     if type(root.canvas) is FigureCanvasBase:
         from matplotlib.backends.backend_agg import FigureCanvasAgg
 

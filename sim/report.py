@@ -286,9 +286,16 @@ def figure_jobs(results: Results) -> list[FigureJob]:
 
 
 def draw_figure(results: Results, job: FigureJob) -> bytes:
-    """One figure of the report as PNG bytes (pure: a worker process can draw it)."""
-    fig, tight = job.draw(results, *job.args)
-    return _png(fig, tight)
+    """One figure of the report as PNG bytes (pure: a worker process can draw it).
+
+    Drawn in matplotlib's default style whatever the process has set (a notebook's style, a
+    matplotlibrc), so that a results folder's figures are the same bytes on every machine and in
+    every process: worker processes started by spawn or forkserver do not inherit settings."""
+    from matplotlib import style
+
+    with style.context("default"):
+        fig, tight = job.draw(results, *job.args)
+        return _png(fig, tight)
 
 
 def _for_figures(results: Results) -> Results:

@@ -136,3 +136,16 @@ def test_a_results_folder_is_a_source(tmp_path, swept):
     writer.write_outputs(swept)
     writer.complete()
     assert plot.summary_of(tmp_path / "r").equals(swept.summary)
+
+
+def test_log_axis_twice_replaces_its_minor_marks_rather_than_adding_more():
+    fig = plt.figure(figsize=(3, 2), dpi=100)
+    ax = fig.add_axes((0.2, 0.2, 0.7, 0.7))
+    ax.plot([1, 2], [1, 2])
+    ax.set_yscale("log")
+    ax.set_ylim(0.01, 100)
+    plot.log_axis(ax.yaxis)
+    first = len(ax.lines)
+    plot.log_axis(ax.yaxis)
+    assert len(ax.lines) == first
+    plt.close(fig)

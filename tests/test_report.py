@@ -152,3 +152,15 @@ def test_figures_drawn_by_worker_processes_are_the_bytes_drawn_here(none_false, 
     for name in here:
         drawn_here = (tmp_path / "here" / "figures" / name).read_bytes()
         assert drawn_here == (tmp_path / "there" / "figures" / name).read_bytes()
+
+
+def test_a_figure_is_the_same_bytes_whatever_style_the_process_has_set(none_false):
+    import matplotlib
+
+    from sim.report import draw_figure, figure_jobs
+
+    _, results = none_false
+    job = figure_jobs(results)[0]
+    plain = draw_figure(results, job)
+    with matplotlib.rc_context({"lines.linewidth": 4.0, "font.size": 17.0, "axes.facecolor": "0.8"}):
+        assert draw_figure(results, job) == plain

@@ -484,3 +484,21 @@ def test_differences_reports_missing_and_extra_rows(finished):
     pd.testing.assert_frame_equal(diff[keys].reset_index(drop=True), expected)
     extra = differences(fewer, results.metrics)
     assert len(extra) == 3 and extra["stored"].isna().all()
+
+
+@pytest.mark.parametrize(("stop", "status"), [(KeyboardInterrupt, "interrupted"), (RuntimeError, "failed")])
+def test_a_run_stopped_while_its_figures_are_drawn_keeps_its_tables_and_says_why(tmp_path, monkeypatch,
+                                                                                stop, status):
+    import sim.report as report
+
+    def broken(fig, tight=False):
+        raise stop("while drawing")
+
+    monkeypatch.setattr(report, "_png", broken)
+    out = tmp_path / "run"
+    with pytest.raises(stop):
+        run_experiment(tiny(), out=out)
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["status"] == status
+    assert (out / "metrics.parquet").is_file() and (out / "summary.csv").is_file()
+    assert not (out / "summary.md").exists()
