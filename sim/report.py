@@ -108,8 +108,8 @@ HEADLINE_METRICS = ("faces", "alerts", "true_alerts", "false_alerts", "expected_
                     "wrongful_stops")
 CELL_METRICS = ("faces", "alerts", "false_alerts", "tpir", "ppv", "arrests", "wrongful_stops", "lost_alerts")
 DPI = 150
-Submit = Callable[..., Any]     # an executor's submit(fn, *args): returns something with result()
 PNG_COMPRESS_LEVEL = 3    # zlib level: a third less time to encode than the default 6, files ~8% larger
+Submit = Callable[..., Any]     # an executor's submit(fn, *args): returns something with result()
 
 
 def _figure(figsize: tuple[float, float]):
