@@ -62,12 +62,9 @@ def _posterior_arguments(results: Results) -> tuple[int, tuple[Any, ...]] | None
     return cell, (experiment, nonmated, faces, deployments)
 
 
-def attach_posterior(results: Results) -> None:
-    """Set the reported figure against the calibration's posterior, at the report's cell (if any)."""
-    _attach(results, _posterior_arguments(results), None)
-
-
 def _attach(results: Results, arguments: tuple[int, tuple[Any, ...]] | None, pending: Any) -> None:
+    """Set the reported figure against the calibration's posterior, at the report's cell (if any):
+    the comparison computed elsewhere (``pending``), or here."""
     if arguments is None:
         return
     cell, args = arguments
