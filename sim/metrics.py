@@ -291,8 +291,6 @@ class SummaryIndex:
         """(estimate, ci_low, ci_high) of one cell, group and metric (nan if absent)."""
         return self._values.get((cell, group, metric), _ABSENT)
 
-    __call__ = value
-
 
 _ABSENT = (math.nan, math.nan, math.nan)
 

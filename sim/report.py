@@ -348,14 +348,11 @@ class _Drawn:
         return self.png
 
 
-def draw_figures(folder: Path, results: Results, submit: Submit | None = None) -> list[str]:
-    """Draw the figures the results support into ``folder/figures``; return their file names.
-
-    ``submit(fn, *args)`` (an executor's: it returns something with ``result()``) draws them
-    elsewhere, all at once; without it they are drawn here, one after another. The bytes are the
-    same either way.
-    """
-    return PendingFigures(results, submit).write(Path(folder))
+def draw_figures(folder: Path, results: Results) -> list[str]:
+    """Draw the figures the results support into ``folder/figures``, here, one after another;
+    return their file names. (``PendingFigures`` with an executor's ``submit`` draws them
+    elsewhere, all at once, to the same bytes.)"""
+    return PendingFigures(results).write(Path(folder))
 
 
 def _interval(summary: pd.DataFrame | SummaryIndex, cell: int, group: str, metric: str,
