@@ -13,19 +13,21 @@ of the ones above it.
 from __future__ import annotations
 
 import contextlib
+import functools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from .config import Experiment, from_dict, load_experiment
 from .cost import check_cost
 from .metrics import posterior_cell, summary_value
 from .posterior import posterior_comparison
 from .report import PendingFigures, ready_to_draw, write_report
-from .results import FINISHED, Results, ResultsWriter, check_target, read_results
-from .sweep import Executor, Rows, check_executor, make_executor, plan
+from .results import FINISHED, Results, ResultsWriter, check_target, metrics_frame, read_results
+from .sweep import Executor, check_executor, make_executor, plan
 
 # progress(cell-replicates done, cell-replicates in the run)
 ProgressCallback = Callable[[int, int], None]
@@ -75,12 +77,15 @@ def _attach(results: Results, arguments: tuple[int, tuple[Any, ...]] | None, pen
 
 def _report(results: Results, writer: ResultsWriter | None, executor: Executor) -> None:
     """The posterior comparison, the stored tables and the report. On local workers the comparison
-    and the figures are their tasks, computed side by side while this process writes."""
+    and the figures are their tasks, computed side by side while this process writes (and then
+    draws the figures no worker has started)."""
     arguments = _posterior_arguments(results)
-    submit = executor.submit if executor.parallel else None
-    pending = submit(posterior_comparison, *arguments[1]) if submit and arguments is not None else None
+    parallel = executor.parallel
+    pending = (executor.submit(posterior_comparison, *arguments[1])
+               if parallel and arguments is not None else None)
     # on workers the figures are drawn meanwhile; here, once the tables and comparison are stored
-    figures = PendingFigures(results, submit) if writer is not None and submit else None
+    figures = (PendingFigures(results, functools.partial(executor.submit, prepared=True))
+               if writer is not None and parallel else None)
     if writer is not None:
         writer.write_tables(results)
     _attach(results, arguments, pending)
@@ -121,17 +126,18 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
     writer = None
     try:
         writer = ResultsWriter(target, experiment, cells, units) if target is not None else None
-        done_rows: dict[str, Rows] = writer.completed() if writer is not None else {}
-        todo = [u for u in units if u.name not in done_rows]
+        # each unit's table, made as it comes back (while the workers compute the others)
+        done: dict[str, pd.DataFrame] = writer.completed() if writer is not None else {}
+        todo = [u for u in units if u.name not in done]
         total = sum(len(u.cells) for u in units)
         finished = total - sum(len(u.cells) for u in todo)
         if progress:
             progress(finished, total)
         try:
-            for unit, rows in executor.run(todo, afterwards=ready_to_draw if writer is not None else None):
-                done_rows[unit.name] = rows
+            for unit, rows in executor.run(todo, prepare=ready_to_draw if writer is not None else None):
+                done[unit.name] = frame = metrics_frame(rows)
                 if writer is not None:
-                    writer.write_unit(unit, rows)
+                    writer.write_unit(unit, frame)
                 finished += len(unit.cells)
                 if progress:
                     progress(finished, total)
@@ -142,8 +148,7 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
                     writer.interrupted("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
             raise
         try:
-            ordered = [row for u in units for row in done_rows[u.name]]
-            results = Results.from_rows(experiment, cells, ordered)
+            results = Results.from_frames(experiment, cells, [done[u.name] for u in units])
             _report(results, writer, executor)
         except BaseException as exc:
             if writer is not None:

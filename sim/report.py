@@ -109,7 +109,7 @@ HEADLINE_METRICS = ("faces", "alerts", "true_alerts", "false_alerts", "expected_
 CELL_METRICS = ("faces", "alerts", "false_alerts", "tpir", "ppv", "arrests", "wrongful_stops", "lost_alerts")
 DPI = 150
 PNG_COMPRESS_LEVEL = 3    # zlib level: a third less time to encode than the default 6, files ~8% larger
-Submit = Callable[..., Any]     # an executor's submit(fn, *args): returns something with result()
+Submit = Callable[..., Any]     # an executor's submit(fn, *args): returns a Future (result, cancel)
 
 
 def _figure(figsize: tuple[float, float]):
@@ -313,26 +313,33 @@ class PendingFigures:
     """A report's figures being drawn (by ``submit``, or here), written once all are drawn.
 
     Given to ``submit`` the costliest first (the borough heatmap's panels), so that workers
-    drawing them side by side finish together.
+    drawing them side by side finish together. ``write`` draws here, in this process, those no
+    worker has started yet (the cheapest, given last): the figures take what this process has left
+    of its time too, once it has written everything else.
     """
 
     def __init__(self, results: Results, submit: Submit | None = None):
+        self.results = results
         self.jobs = figure_jobs(results)
+        self._order = sorted(range(len(self.jobs)), key=lambda i: -self.jobs[i].weight)
         if submit is None:
-            self._drawn = [_Drawn(draw_figure(results, job)) for job in self.jobs]
+            self._drawn: dict[int, Any] = {i: _Drawn(draw_figure(results, self.jobs[i])) for i in self._order}
         else:
             payload = pickle.dumps(_for_figures(results), protocol=pickle.HIGHEST_PROTOCOL)
-            order = sorted(range(len(self.jobs)), key=lambda i: -self.jobs[i].weight)
-            drawn = {i: submit(_draw_pickled, payload, self.jobs[i]) for i in order}
-            self._drawn = [drawn[i] for i in range(len(self.jobs))]
+            self._drawn = {i: submit(_draw_pickled, payload, self.jobs[i]) for i in self._order}
 
     @property
     def names(self) -> list[str]:
         return [job.name for job in self.jobs]
 
     def write(self, folder: Path) -> list[str]:
-        """Wait for every figure, then write them into ``folder/figures``; return their names."""
-        pngs = [drawn.result() for drawn in self._drawn]
+        """Draw here what no worker has started, wait for the rest, then write them all into
+        ``folder/figures``; return their names."""
+        for i in reversed(self._order):     # workers take them in order: the last given first here
+            if not self._drawn[i].cancel():
+                break                       # started, so every one given before it has been too
+            self._drawn[i] = _Drawn(draw_figure(self.results, self.jobs[i]))
+        pngs = [self._drawn[i].result() for i in range(len(self.jobs))]
         figures = folder / "figures"
         figures.mkdir(parents=True, exist_ok=True)
         for job, png in zip(self.jobs, pngs, strict=True):
@@ -343,6 +350,9 @@ class PendingFigures:
 @dataclass(frozen=True)
 class _Drawn:
     png: bytes
+
+    def cancel(self) -> bool:
+        return False                        # drawn already
 
     def result(self) -> bytes:
         return self.png

@@ -108,6 +108,12 @@ def parquet_bytes(frame: pd.DataFrame) -> bytes:
     return buf.getvalue()
 
 
+def metrics_frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    """A unit's rows as a table of the metrics' columns: made as each unit comes back, so that
+    pooling a run is joining tables, not building one from every row at the end."""
+    return pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+
+
 @dataclass
 class Results:
     """An experiment's metrics, summary and (once written) folder."""
@@ -123,7 +129,13 @@ class Results:
     @classmethod
     def from_rows(cls, experiment: Experiment, cells: list[dict[str, Any]],
                   rows: list[dict[str, Any]]) -> Results:
-        metrics = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+        return cls.from_frames(experiment, cells, [metrics_frame(rows)])
+
+    @classmethod
+    def from_frames(cls, experiment: Experiment, cells: list[dict[str, Any]],
+                    frames: list[pd.DataFrame]) -> Results:
+        """The results of units' ``metrics_frame``s, in the order given (the plan's)."""
+        metrics = pd.concat(frames, ignore_index=True) if len(frames) != 1 else frames[0].copy()
         param_cols = sorted({k for c in cells for k in c})
         cell = metrics["cell"].tolist()     # each row's cell once, not a Series iterated per column
         for i, col in enumerate(param_cols):
@@ -404,9 +416,10 @@ class ResultsWriter:
         self.manifest["cells_done"] = sum(1 for n in units_per_cell.values() if n == reps)
         atomic_write_text(self.out / "manifest.json", json.dumps(self.manifest, indent=2) + "\n")
 
-    def completed(self) -> dict[str, list[dict[str, Any]]]:
-        """Rows of the units already done: from ``parts/``, or from a finished ``metrics.parquet``."""
-        done: dict[str, list[dict[str, Any]]] = {}
+    def completed(self) -> dict[str, pd.DataFrame]:
+        """The ``metrics_frame`` of each unit already done: from ``parts/``, or from a finished
+        ``metrics.parquet``."""
+        done: dict[str, pd.DataFrame] = {}
         names = {u.name for u in self.units}
         if self.manifest["resumed"] and (self.out / "metrics.parquet").is_file():
             done.update(self._from_metrics())
@@ -417,12 +430,12 @@ class ResultsWriter:
                 frame = pd.read_parquet(part)
             except Exception:  # noqa: BLE001 - an unreadable part is simply redone
                 continue
-            done[part.stem] = frame[list(ROW_COLUMNS)].to_dict("records")
+            done[part.stem] = frame[list(ROW_COLUMNS)]
         self._done = set(done)
         self._write_manifest()
         return done
 
-    def _from_metrics(self) -> dict[str, list[dict[str, Any]]]:
+    def _from_metrics(self) -> dict[str, pd.DataFrame]:
         try:
             metrics = pd.read_parquet(self.out / "metrics.parquet")[list(ROW_COLUMNS)]
         except Exception:  # noqa: BLE001 - then every unit is redone
@@ -433,12 +446,11 @@ class ResultsWriter:
         done = {}
         for name, frame in metrics.groupby(pd.Series(names, index=metrics.index), sort=False):
             if name:
-                done[str(name)] = frame.to_dict("records")
+                done[str(name)] = frame
         return done
 
-    def write_unit(self, unit: UnitOfWork, rows: list[dict[str, Any]]) -> None:
-        """Store one finished unit atomically, then count it in the manifest."""
-        frame = pd.DataFrame(rows, columns=list(ROW_COLUMNS))
+    def write_unit(self, unit: UnitOfWork, frame: pd.DataFrame) -> None:
+        """Store one finished unit (its ``metrics_frame``) atomically, then count it in the manifest."""
         atomic_write_bytes(self.parts / f"{unit.name}.parquet", parquet_bytes(frame))
         self._done.add(unit.name)
         self._write_manifest()

@@ -23,14 +23,16 @@ computes; it never touches files (``sim.results`` does, and ``sim.pipeline`` joi
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import socket
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,22 +112,25 @@ class Executor:
     ``parallel``: whether ``submit``'s tasks run side by side (in other processes), so that
     handing work to it can save time rather than only add pickling.
 
-    ``afterwards``: a task that readies a worker for what follows the units (the report's
-    imports). Local workers each run it once the units are handed out, so that a worker with no
-    unit left does it while the last units finish; elsewhere it is not needed and not run.
+    ``prepare``: readies this process for the tasks that follow the units (the report's imports).
+    Local workers run it here while the first worker starts on the units, and start the other
+    workers from this process once it is done, so that they inherit what it imported instead of
+    each importing it again; elsewhere it is not needed and not run.
     """
 
     parallel = False
 
-    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+    def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
         raise NotImplementedError
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+    def submit(self, fn: Callable[..., Any], /, *args: Any, prepared: bool = False) -> Future:
         """``fn(*args)`` as a task beside the units (a report's figures, the posterior comparison).
 
         Here: at once, in this process. Local workers run it in a worker, so that several run side
-        by side; ``fn`` and ``args`` must then be picklable.
+        by side; ``fn`` and ``args`` must then be picklable. ``prepared``: the task needs what
+        ``run``'s ``prepare`` readied (a figure needs matplotlib), so it goes to a worker started
+        after it.
         """
         future: Future = Future()
         try:
@@ -151,7 +156,7 @@ class SerialExecutor(Executor):
 
     poll_seconds = 0.1
 
-    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+    def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
         for unit in units:
             yield unit, _in_thread(run_unit, unit, self.poll_seconds)
@@ -218,41 +223,137 @@ def _start_worker() -> None:
     threading.Thread(target=watch, name="lfrsim-parent-watch", daemon=True).start()
 
 
+class _Background:
+    """``fn()`` in a daemon thread of this process, its outcome in ``future``."""
+
+    def __init__(self, fn: Callable[[], Any]):
+        self.future: Future = Future()
+
+        def target() -> None:
+            try:
+                self.future.set_result(fn())
+            except BaseException as exc:  # noqa: BLE001 - kept in the future, for whoever waits
+                self.future.set_exception(exc)
+
+        self.thread = threading.Thread(target=target, name="lfrsim-prepare", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+
 class ProcessExecutor(Executor):
-    """Local worker processes; Ctrl-C stops the parent, which stops the workers."""
+    """Local worker processes; Ctrl-C stops the parent, which stops the workers.
+
+    Started in two steps. The first worker is started with the units and takes them at once;
+    meanwhile this process runs ``run``'s ``prepare`` (the report's imports, which would
+    otherwise keep the second core idle or be paid again in every worker); the other workers are
+    started after it, inheriting what it imported. The first worker then takes the tasks that
+    need none of it (the posterior comparison); the others, and this process, draw the figures.
+    Each worker is handed one unit, or one of those tasks, at a time, so that none holds work back
+    while another is idle, and a task no worker has started can still be cancelled (and done by
+    the caller instead). (Where processes start by spawn or forkserver rather than fork, nothing
+    is inherited and a worker imports what a task needs: slower, the same results.)
+    """
 
     parallel = True
 
     def __init__(self, workers: int):
+        if workers < 2:
+            raise ExecutorError("workers", f"must be >= 2 for worker processes (1 runs here), got {workers}")
         self.workers = workers
-        self.pool = ProcessPoolExecutor(max_workers=workers, initializer=_start_worker)
+        self.first = ProcessPoolExecutor(max_workers=1, initializer=_start_worker)
+        self.others = ProcessPoolExecutor(max_workers=workers - 1, initializer=_start_worker)
+        self._prepared: deque[tuple[Future, Callable[..., Any], tuple[Any, ...]]] = deque()
+        self._prepared_idle = workers - 1
+        self._lock = threading.Lock()
 
-    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+    def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
-        pending = {self.pool.submit(run_unit, u): u for u in units}
-        if afterwards is not None:     # queued behind the units: taken by workers that have none left
-            for _ in range(self.workers):
-                self.pool.submit(afterwards)
+        todo = list(reversed(units))
+        running: dict[Future, tuple[Unit, ProcessPoolExecutor]] = {}
+        # While prepare runs, this process answers slowly (its thread holds the interpreter), so
+        # the first worker is given its next unit ahead; afterwards each worker one at a time.
+        idle = {self.first: 1 if prepare is None else 2, self.others: 0}
+
+        def hand_out() -> None:
+            for pool in idle:
+                while todo and idle[pool] > 0:
+                    unit = todo.pop()
+                    running[pool.submit(run_unit, unit)] = (unit, pool)
+                    idle[pool] -= 1
+
+        readying = _Background(prepare) if prepare is not None else None
         try:
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in done:
-                    unit = pending.pop(fut)
+            hand_out()                         # the first worker starts before prepare does
+            if readying is None:
+                idle[self.others] = self.workers - 1
+            else:
+                readying.start()
+            hand_out()
+            while running or readying is not None:
+                waited = [*running, readying.future] if readying is not None else list(running)
+                done, _ = wait(waited, return_when=FIRST_COMPLETED)
+                if readying is not None and readying.future in done:
+                    # Its thread is joined first, so that no thread of it runs at the fork. A
+                    # failed prepare loses only the head start: the imports the report makes for
+                    # itself raise it where it matters.
+                    readying.thread.join()
+                    readying = None
+                    idle[self.first] -= 1
+                    idle[self.others] = self.workers - 1
+                finished = [(fut, *running.pop(fut)) for fut in done if fut in running]
+                for _, _, pool in finished:
+                    idle[pool] += 1
+                hand_out()                     # before the rows are taken: no worker waits for that
+                for fut, unit, _ in finished:
                     yield unit, fut.result()
         finally:
-            for fut in pending:
+            for fut in running:
                 fut.cancel()
 
-    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
-        return self.pool.submit(fn, *args)
+    def submit(self, fn: Callable[..., Any], /, *args: Any, prepared: bool = False) -> Future:
+        if not prepared:
+            return self.first.submit(fn, *args)
+        future: Future = Future()
+        with self._lock:
+            self._prepared.append((future, fn, args))
+        self._hand_out_prepared()
+        return future
+
+    def _hand_out_prepared(self) -> None:
+        """Give the next prepared tasks to the other workers, one to each idle one. Called by
+        ``submit`` and as each of those tasks ends (then in the pool's own thread)."""
+        with self._lock:
+            while self._prepared and self._prepared_idle:
+                future, fn, args = self._prepared.popleft()
+                if future.set_running_or_notify_cancel():      # False: cancelled while it waited
+                    self._prepared_idle -= 1
+                    self.others.submit(fn, *args).add_done_callback(
+                        functools.partial(self._prepared_done, future))
+
+    def _prepared_done(self, future: Future, task: Future) -> None:
+        if task.cancelled():
+            future.set_exception(CancelledError())
+        elif task.exception() is not None:
+            future.set_exception(task.exception())
+        else:
+            future.set_result(task.result())
+        with self._lock:
+            self._prepared_idle += 1
+        self._hand_out_prepared()
 
     def close(self, cancel: bool = False) -> None:
-        if cancel:
-            # Units still running would only be thrown away: stop their processes now rather than
-            # wait for them. (ProcessPoolExecutor offers no public way before Python 3.14.)
-            for process in list((getattr(self.pool, "_processes", None) or {}).values()):
-                process.terminate()
-        self.pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            for future, _, _ in self._prepared:
+                future.cancel()
+            self._prepared.clear()
+        for pool in (self.first, self.others):
+            if cancel:
+                # Units still running would only be thrown away: stop their processes now rather
+                # than wait for them. (ProcessPoolExecutor offers no public way before Python 3.14.)
+                for process in list((getattr(pool, "_processes", None) or {}).values()):
+                    process.terminate()
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 # tcp://HOST:PORT (or tls://): HOST a name, an IPv4 address or a bracketed IPv6 address
@@ -300,7 +401,7 @@ class DaskExecutor(Executor):
         except (OSError, TimeoutError, ValueError) as exc:
             raise ExecutorError("scheduler", f"cannot reach a Dask scheduler at {address}: {exc}") from None
 
-    def run(self, units: list[Unit], afterwards: Callable[[], Any] | None = None
+    def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
         from dask.distributed import as_completed
 

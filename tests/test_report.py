@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import re
 
 import pytest
@@ -145,13 +146,36 @@ def test_figures_drawn_by_worker_processes_are_the_bytes_drawn_here(none_false, 
     here = draw_figures(tmp_path / "here", results)
     executor = ProcessExecutor(2)
     try:
-        there = PendingFigures(results, executor.submit).write(tmp_path / "there")
+        # as the pipeline gives them: to the workers started after prepare, this process drawing
+        # those none of them has started
+        pending = PendingFigures(results, functools.partial(executor.submit, prepared=True))
+        there = pending.write(tmp_path / "there")
     finally:
         executor.close()
     assert here == there and len(here) >= 3
     for name in here:
         drawn_here = (tmp_path / "here" / "figures" / name).read_bytes()
         assert drawn_here == (tmp_path / "there" / "figures" / name).read_bytes()
+
+
+def test_figures_no_worker_has_started_are_drawn_here_to_the_same_bytes(none_false, tmp_path):
+    from concurrent.futures import Future
+
+    from sim.report import PendingFigures, draw_figures
+
+    _, results = none_false
+    given: list[Future] = []
+
+    def submit(fn, *args):                  # workers that never start anything
+        given.append(Future())
+        return given[-1]
+
+    names = PendingFigures(results, submit).write(tmp_path / "here_instead")
+    assert len(given) == len(names) >= 3 and all(f.cancelled() for f in given)
+    assert draw_figures(tmp_path / "here", results) == names
+    for name in names:
+        assert ((tmp_path / "here" / "figures" / name).read_bytes()
+                == (tmp_path / "here_instead" / "figures" / name).read_bytes())
 
 
 def test_a_figure_is_the_same_bytes_whatever_style_the_process_has_set(none_false):

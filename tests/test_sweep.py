@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import multiprocessing
+import time
 
 import pandas as pd
 import pytest
@@ -12,7 +14,7 @@ from hypothesis import strategies as st
 
 from sim.config import ConfigError, Range, Sweep, from_dict
 from sim.pipeline import run_experiment
-from sim.sweep import ProcessExecutor, SerialExecutor, plan, run_unit
+from sim.sweep import ExecutorError, ProcessExecutor, SerialExecutor, plan, run_unit
 
 
 def tiny(sweep: dict | None = None, replications: int = 2, **sections) -> dict:
@@ -259,11 +261,11 @@ def test_a_task_beside_the_units_gives_its_value_or_raises_where_it_is_waited_fo
             executor.close()
 
 
-def test_what_readies_the_workers_afterwards_does_not_change_the_units():
+def test_what_prepares_the_later_workers_does_not_change_the_units():
     _, units = plan(from_dict(tiny(GRID)))
     executor = ProcessExecutor(2)
     try:
-        got = {u.name: rows for u, rows in executor.run(units, afterwards=_ready)}
+        got = {u.name: rows for u, rows in executor.run(units, prepare=_ready)}
     finally:
         executor.close()
     assert sorted(got) == sorted(u.name for u in units)
@@ -273,3 +275,48 @@ def test_what_readies_the_workers_afterwards_does_not_change_the_units():
 
 def _ready() -> None:
     import matplotlib.figure  # noqa: F401
+
+
+_PREPARED: list[bool] = []        # set by _prepare, in the process that runs it
+
+
+def _prepare() -> None:
+    _PREPARED.append(True)
+
+
+def _was_prepared() -> bool:
+    return bool(_PREPARED)
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="inheritance needs fork")
+def test_workers_started_after_prepare_inherit_it_and_the_first_is_started_before():
+    _, units = plan(from_dict(tiny(None, replications=3)))
+    executor = ProcessExecutor(2)
+    try:
+        assert len(list(executor.run(units, prepare=_prepare))) == len(units)
+        assert _PREPARED == [True]                                   # run here, once
+        assert executor.submit(_was_prepared, prepared=True).result()
+        assert not executor.submit(_was_prepared).result()
+    finally:
+        executor.close()
+        _PREPARED.clear()
+
+
+def test_a_prepared_task_no_worker_has_started_can_be_cancelled_and_done_by_the_caller():
+    executor = ProcessExecutor(2)             # one worker for prepared tasks
+    try:
+        busy = executor.submit(time.sleep, 1.0, prepared=True)
+        waiting = executor.submit(divmod, 7, 2, prepared=True)
+        assert waiting.cancel()               # held back, not queued in the worker's pool
+        after = executor.submit(divmod, 9, 4, prepared=True)
+        assert busy.result() is None and after.result() == (2, 1)
+        assert waiting.cancelled()
+        left = [executor.submit(time.sleep, 0.5, prepared=True), executor.submit(divmod, 1, 1, prepared=True)]
+    finally:
+        executor.close()
+    assert left[1].cancelled()                # closing drops what no worker started
+
+
+def test_worker_processes_are_two_or_more():
+    with pytest.raises(ExecutorError, match="workers"):
+        ProcessExecutor(1)
