@@ -32,8 +32,9 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from concurrent.futures import FIRST_COMPLETED, CancelledError, Future, ProcessPoolExecutor, wait
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
 from dataclasses import dataclass
+from queue import Empty, SimpleQueue
 from typing import Any
 
 from .config import Experiment
@@ -223,36 +224,25 @@ def _start_worker() -> None:
     threading.Thread(target=watch, name="lfrsim-parent-watch", daemon=True).start()
 
 
-class _Background:
-    """``fn()`` in a daemon thread of this process, its outcome in ``future``."""
-
-    def __init__(self, fn: Callable[[], Any]):
-        self.future: Future = Future()
-
-        def target() -> None:
-            try:
-                self.future.set_result(fn())
-            except BaseException as exc:  # noqa: BLE001 - kept in the future, for whoever waits
-                self.future.set_exception(exc)
-
-        self.thread = threading.Thread(target=target, name="lfrsim-prepare", daemon=True)
-
-    def start(self) -> None:
-        self.thread.start()
+_Task = tuple[Future, Callable[..., Any], tuple[Any, ...]]   # (its future here, fn, args)
+_PREPARED = object()            # what the thread running ``prepare`` posts when it is done
 
 
 class ProcessExecutor(Executor):
     """Local worker processes; Ctrl-C stops the parent, which stops the workers.
 
     Started in two steps. The first worker is started with the units and takes them at once;
-    meanwhile this process runs ``run``'s ``prepare`` (the report's imports, which would
-    otherwise keep the second core idle or be paid again in every worker); the other workers are
-    started after it, inheriting what it imported. The first worker then takes the tasks that
-    need none of it (the posterior comparison); the others, and this process, draw the figures.
-    Each worker is handed one unit, or one of those tasks, at a time, so that none holds work back
-    while another is idle, and a task no worker has started can still be cancelled (and done by
-    the caller instead). (Where processes start by spawn or forkserver rather than fork, nothing
-    is inherited and a worker imports what a task needs: slower, the same results.)
+    meanwhile this process runs ``run``'s ``prepare`` in a thread (the report's imports, which
+    would otherwise keep the second core idle, or be paid again in every worker); the other
+    workers are started after it, inheriting what it imported. Prepared tasks (the figures) go to
+    those others; the rest (units, the posterior comparison) to any worker.
+
+    Work waits here, not in the pools, and a worker is given the next piece the moment it hands
+    back the last (from the pool's own thread, so even while this thread is busy): no worker
+    holds work back while another is idle, and a task no worker has started can still be
+    cancelled and done by the caller instead. Processes are forked only from the thread that made
+    the executor. (Where processes start by spawn or forkserver rather than fork, nothing is
+    inherited and a worker imports what a task needs: slower, the same results.)
     """
 
     parallel = True
@@ -263,90 +253,121 @@ class ProcessExecutor(Executor):
         self.workers = workers
         self.first = ProcessPoolExecutor(max_workers=1, initializer=_start_worker)
         self.others = ProcessPoolExecutor(max_workers=workers - 1, initializer=_start_worker)
-        self._prepared: deque[tuple[Future, Callable[..., Any], tuple[Any, ...]]] = deque()
-        self._prepared_idle = workers - 1
-        self._lock = threading.Lock()
+        self._owner = threading.get_ident()
+        self._lock = threading.Lock()       # never held while a pool is called
+        self._free = {self.first: 1, self.others: 0}      # the others open once prepare is done
+        self._started: set[ProcessPoolExecutor] = set()
+        self._plain: deque[_Task] = deque()
+        self._prepared: deque[_Task] = deque()
+        self._preparing = False
+        self._closed = False
 
     def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
-        todo = list(reversed(units))
-        running: dict[Future, tuple[Unit, ProcessPoolExecutor]] = {}
-        # While prepare runs, this process answers slowly (its thread holds the interpreter), so
-        # the first worker is given its next unit ahead; afterwards each worker one at a time.
-        idle = {self.first: 1 if prepare is None else 2, self.others: 0}
-
-        def hand_out() -> None:
-            for pool in idle:
-                while todo and idle[pool] > 0:
-                    unit = todo.pop()
-                    running[pool.submit(run_unit, unit)] = (unit, pool)
-                    idle[pool] -= 1
-
-        readying = _Background(prepare) if prepare is not None else None
+        ended: SimpleQueue[Any] = SimpleQueue()
+        waiting: dict[Future, Unit] = {}
+        for unit in units:
+            future: Future = Future()
+            future.add_done_callback(ended.put)
+            waiting[future] = unit
+        with self._lock:
+            self._plain.extend((future, run_unit, (unit,)) for future, unit in waiting.items())
+        readying = None
+        if prepare is None:
+            self._open_others()
+        else:
+            # While prepare runs, this process answers slowly (its thread holds the interpreter),
+            # so the first worker holds its next unit ahead until then.
+            with self._lock:
+                self._free[self.first] += 1
+            self._preparing = True
+            readying = threading.Thread(target=_then_post, args=(prepare, ended), name="lfrsim-prepare",
+                                        daemon=True)
         try:
-            hand_out()                         # the first worker starts before prepare does
-            if readying is None:
-                idle[self.others] = self.workers - 1
-            else:
+            self._dispatch()                   # the first worker starts before prepare does
+            if readying is not None:
                 readying.start()
-            hand_out()
-            while running or readying is not None:
-                waited = [*running, readying.future] if readying is not None else list(running)
-                done, _ = wait(waited, return_when=FIRST_COMPLETED)
-                if readying is not None and readying.future in done:
-                    # Its thread is joined first, so that no thread of it runs at the fork. A
-                    # failed prepare loses only the head start: the imports the report makes for
-                    # itself raise it where it matters.
-                    readying.thread.join()
+            left = len(units)
+            while left or readying is not None:
+                done = _next(ended)
+                if done is _PREPARED:
+                    # A failed prepare loses only the head start: the imports the report makes
+                    # for itself raise it where it matters. Joined first: no thread of it runs
+                    # at the fork.
+                    assert readying is not None
+                    readying.join()
                     readying = None
-                    idle[self.first] -= 1
-                    idle[self.others] = self.workers - 1
-                finished = [(fut, *running.pop(fut)) for fut in done if fut in running]
-                for _, _, pool in finished:
-                    idle[pool] += 1
-                hand_out()                     # before the rows are taken: no worker waits for that
-                for fut, unit, _ in finished:
-                    yield unit, fut.result()
+                    self._preparing = False
+                    with self._lock:
+                        self._free[self.first] -= 1
+                    self._open_others()
+                    self._dispatch()           # here: the others are forked by this thread
+                    continue
+                left -= 1
+                self._dispatch()
+                yield waiting.pop(done), done.result()
         finally:
-            for fut in running:
-                fut.cancel()
+            for future in waiting:
+                future.cancel()                # those no worker has started
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, prepared: bool = False) -> Future:
-        if not prepared:
-            return self.first.submit(fn, *args)
         future: Future = Future()
         with self._lock:
-            self._prepared.append((future, fn, args))
-        self._hand_out_prepared()
+            (self._prepared if prepared else self._plain).append((future, fn, args))
+        if not self._preparing:
+            self._open_others()
+        self._dispatch()
         return future
 
-    def _hand_out_prepared(self) -> None:
-        """Give the next prepared tasks to the other workers, one to each idle one. Called by
-        ``submit`` and as each of those tasks ends (then in the pool's own thread)."""
+    def _open_others(self) -> None:
         with self._lock:
-            while self._prepared and self._prepared_idle:
-                future, fn, args = self._prepared.popleft()
-                if future.set_running_or_notify_cancel():      # False: cancelled while it waited
-                    self._prepared_idle -= 1
-                    self.others.submit(fn, *args).add_done_callback(
-                        functools.partial(self._prepared_done, future))
+            if self.others not in self._started:
+                self._free[self.others] = self.workers - 1
 
-    def _prepared_done(self, future: Future, task: Future) -> None:
+    def _dispatch(self) -> None:
+        """Give waiting work to idle workers: prepared tasks to the others, the rest to any."""
+        here = threading.get_ident() == self._owner
+        given: list[tuple[ProcessPoolExecutor, _Task]] = []
+        with self._lock:
+            if self._closed:
+                return
+            for pool, tasks in ((self.others, self._prepared), (self.first, self._plain),
+                                (self.others, self._plain)):
+                if pool not in self._started and not here:
+                    continue                   # forked only from the executor's own thread
+                while tasks and self._free[pool] > 0:
+                    task = tasks.popleft()
+                    if task[0].set_running_or_notify_cancel():    # False: cancelled while waiting
+                        self._free[pool] -= 1
+                        given.append((pool, task))
+        for pool, (future, fn, args) in given:
+            try:
+                pool.submit(fn, *args).add_done_callback(functools.partial(self._ended, pool, future))
+            except RuntimeError as exc:        # the pool shut down meanwhile (closing)
+                future.set_exception(exc)
+            if pool not in self._started:      # its processes exist now: other threads may use it
+                with self._lock:
+                    self._started.add(pool)
+
+    def _ended(self, pool: ProcessPoolExecutor, future: Future, task: Future) -> None:
+        with self._lock:
+            self._free[pool] += 1
+        self._dispatch()                       # the next piece first, then the news of this one
         if task.cancelled():
             future.set_exception(CancelledError())
         elif task.exception() is not None:
             future.set_exception(task.exception())
         else:
             future.set_result(task.result())
-        with self._lock:
-            self._prepared_idle += 1
-        self._hand_out_prepared()
 
     def close(self, cancel: bool = False) -> None:
         with self._lock:
-            for future, _, _ in self._prepared:
-                future.cancel()
+            self._closed = True
+            dropped = [task[0] for task in (*self._plain, *self._prepared)]
+            self._plain.clear()
             self._prepared.clear()
+        for future in dropped:
+            future.cancel()
         for pool in (self.first, self.others):
             if cancel:
                 # Units still running would only be thrown away: stop their processes now rather
@@ -354,6 +375,25 @@ class ProcessExecutor(Executor):
                 for process in list((getattr(pool, "_processes", None) or {}).values()):
                     process.terminate()
             pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _then_post(fn: Callable[[], Any], ended: SimpleQueue[Any]) -> None:
+    """``fn()``, then ``_PREPARED`` posted to ``ended`` whatever happened (see ``run``)."""
+    try:
+        fn()
+    except Exception:  # noqa: BLE001, S110 - a failed prepare only loses the head start
+        pass
+    finally:
+        ended.put(_PREPARED)
+
+
+def _next(ended: SimpleQueue[Any]) -> Any:
+    """The next item, waited for in slices (so that Ctrl-C is taken at once)."""
+    while True:
+        try:
+            return ended.get(timeout=0.5)
+        except Empty:
+            continue
 
 
 # tcp://HOST:PORT (or tls://): HOST a name, an IPv4 address or a bracketed IPv6 address
