@@ -241,8 +241,11 @@ class ProcessExecutor(Executor):
     back the last (from the pool's own thread, so even while this thread is busy): no worker
     holds work back while another is idle, and a task no worker has started can still be
     cancelled and done by the caller instead. Processes are forked only from the thread that made
-    the executor. (Where processes start by spawn or forkserver rather than fork, nothing is
-    inherited and a worker imports what a task needs: slower, the same results.)
+    the executor. The later workers are forked while the first pool's own threads run (Python
+    3.12+ warns of any fork beside other threads, a DeprecationWarning); those threads wait on the
+    first worker's pipes and hold nothing a later worker uses. (Where processes start by spawn or
+    forkserver rather than fork, the default from Python 3.14, nothing is inherited and a worker
+    imports what a task needs: slower, the same results.)
     """
 
     parallel = True
