@@ -32,8 +32,9 @@ from typing import Any
 import numpy as np
 from scipy import special
 
-from .config import REFERENCE_FOOTFALL_PER_HOUR, Experiment
+from .config import Experiment
 from .crowd import (
+    footfall_factors,
     footfall_profile,
     frames_distribution,
     generator_passers_per_hour,
@@ -200,7 +201,7 @@ def genuine_sf_at(model: ScoreModel, x: np.ndarray, looks: float) -> np.ndarray:
 def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Expected captured passers per deployment, the group mixes of the places, how many of the
     programme's passers each place sees (shares summing to 1), and each place's footfall factor
-    on the watchlisted share (``sim.crowd.footfall_factor``)."""
+    on the watchlisted share (``sim.crowd.footfall_factors``)."""
     crowd, programme, groups = experiment.crowd, experiment.programme, experiment.passer_groups()
     elasticity = float(crowd.footfall_elasticity)
     if programme.deployments:
@@ -213,7 +214,7 @@ def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarr
                           for d in programme.deployments])
         total = passers.sum()
         weights = passers / total if total > 0 else np.full(len(passers), 1 / len(passers))
-        return passers, mixes, weights, _footfall(rates, elasticity)
+        return passers, mixes, weights, footfall_factors(rates, elasticity)
     gen = programme.generator
     assert gen is not None
     # lognormal footfall of mean footfall_per_hour: the expectation needs no draw
@@ -226,12 +227,7 @@ def _programme(experiment: Experiment) -> tuple[np.ndarray, np.ndarray, np.ndarr
         seen[key] = seen.get(key, 0) + 1
     mixes = np.array([group_shares(crowd.female_share, place_shares(*key), groups) for key in seen])
     weights = np.array(list(seen.values()), dtype=float) / len(pool)
-    return passers, mixes, weights, _footfall(np.full(len(weights), rate), elasticity)
-
-
-def _footfall(passers_per_hour: np.ndarray, elasticity: float) -> np.ndarray:
-    safe = np.where(passers_per_hour > 0, passers_per_hour, REFERENCE_FOOTFALL_PER_HOUR)
-    return np.where(passers_per_hour > 0, (safe / REFERENCE_FOOTFALL_PER_HOUR) ** elasticity, 0.0)
+    return passers, mixes, weights, footfall_factors(np.full(len(weights), rate), elasticity)
 
 
 # -- one unit -------------------------------------------------------------------------------------

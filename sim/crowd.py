@@ -232,16 +232,28 @@ def site_watchlisted_probability(crowd: Crowd, groups: tuple[Group, ...], sites:
     return np.array(rows).reshape(len(sites), len(groups))
 
 
-def footfall_factor(sites: list[Site], elasticity: float) -> np.ndarray:
-    """How each deployment's watchlisted share follows its footfall:
-    ``(passers per hour / 1,000) ** elasticity`` (0 for a deployment nobody passes)."""
-    pph = np.array([float(np.mean(s.footfall_profile)) for s in sites])
+MAX_LOG_FOOTFALL_FACTOR = 700.0   # e^700 ~ 1e304: beyond it a factor would overflow to inf
+
+
+def footfall_factors(passers_per_hour: np.ndarray, elasticity: float) -> np.ndarray:
+    """``(passers per hour / 1,000) ** elasticity`` per place, 0 where nobody passes.
+
+    Finite however small the footfall or strong the elasticity: a factor beyond ~1e304 (a place a
+    handful of people pass in a century, under a negative elasticity) is held there, and the
+    watchlisted share it multiplies is capped at 0.5 anyway."""
+    pph = np.asarray(passers_per_hour, dtype=float)
     safe = np.where(pph > 0, pph, REFERENCE_FOOTFALL_PER_HOUR)
     ratio = safe / REFERENCE_FOOTFALL_PER_HOUR
     # a footfall so small that the ratio underflows to 0 still has a finite logarithm
     log_ratio = np.where(ratio > 0, np.log(np.where(ratio > 0, ratio, 1.0)),
                          np.log(safe) - np.log(REFERENCE_FOOTFALL_PER_HOUR))
-    return np.where(pph > 0, np.exp(elasticity * log_ratio), 0.0)
+    return np.where(pph > 0, np.exp(np.minimum(elasticity * log_ratio, MAX_LOG_FOOTFALL_FACTOR)), 0.0)
+
+
+def footfall_factor(sites: list[Site], elasticity: float) -> np.ndarray:
+    """How each deployment's watchlisted share follows its footfall (``footfall_factors`` of each
+    site's mean passers per hour)."""
+    return footfall_factors(np.array([float(np.mean(s.footfall_profile)) for s in sites]), elasticity)
 
 
 def deployment_watchlisted(crowd: Crowd, sites: list[Site], base: np.ndarray,
