@@ -259,72 +259,102 @@ class ProcessExecutor(Executor):
         self._owner = threading.get_ident()
         self._lock = threading.Lock()       # never held while a pool is called
         self._free = {self.first: 1, self.others: 0}      # the others open once prepare is done
+        self._others_open = False
+        self._ahead = 0                     # the first worker's unit held ahead while prepare runs
+        self._readying: threading.Thread | None = None    # prepare's thread, until it is settled
         self._started: set[ProcessPoolExecutor] = set()
         self._plain: deque[_Task] = deque()
         self._prepared: deque[_Task] = deque()
-        self._preparing = False
         self._closed = False
 
     def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
+        self._check_open()
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("a ProcessExecutor runs units from the thread that made it")
+        self._settle_prepare()
         ended: SimpleQueue[Any] = SimpleQueue()
         waiting: dict[Future, Unit] = {}
         for unit in units:
             future: Future = Future()
             future.add_done_callback(ended.put)
             waiting[future] = unit
-        with self._lock:
-            self._plain.extend((future, run_unit, (unit,)) for future, unit in waiting.items())
         readying = None
-        if prepare is None:
-            self._open_others()
-        else:
-            # While prepare runs, this process answers slowly (its thread holds the interpreter),
-            # so the first worker holds its next unit ahead until then.
-            with self._lock:
-                self._free[self.first] += 1
-            self._preparing = True
-            readying = threading.Thread(target=_then_post, args=(prepare, ended), name="lfrsim-prepare",
-                                        daemon=True)
         try:
+            with self._lock:
+                self._plain.extend((future, run_unit, (unit,)) for future, unit in waiting.items())
+            if prepare is not None and self._readying is None and not self._others_open:
+                readying = threading.Thread(target=_then_post, args=(prepare, ended),
+                                            name="lfrsim-prepare", daemon=True)
+                self._readying = readying
+                if len(units) >= 2 * self.workers:
+                    # While prepare runs, this process answers slowly (its thread holds the
+                    # interpreter), so the first worker holds its next unit ahead until then
+                    # (not with few units: one held behind another would wait there, not move).
+                    with self._lock:
+                        self._ahead = 1
+                        self._free[self.first] += 1
+            elif self._readying is None:
+                self._open_others()
             self._dispatch()                   # the first worker starts before prepare does
             if readying is not None:
                 readying.start()
             left = len(units)
-            while left or readying is not None:
+            while left or (readying is not None and self._readying is readying):
                 done = _next(ended)
-                if done is _PREPARED:
-                    # A failed prepare loses only the head start: the imports the report makes
-                    # for itself raise it where it matters. Joined first: no thread of it runs
-                    # at the fork.
-                    assert readying is not None
-                    readying.join()
-                    readying = None
-                    self._preparing = False
-                    with self._lock:
-                        self._free[self.first] -= 1
-                    self._open_others()
-                    self._dispatch()           # here: the others are forked by this thread
-                    continue
-                left -= 1
-                self._dispatch()
-                yield waiting.pop(done), done.result()
+                if done is not _PREPARED:
+                    left -= 1
+                # A failed prepare loses only the head start: the imports the report makes for
+                # itself raise it where it matters.
+                self._settle_prepare()
+                self._dispatch()               # here: the others are forked by this thread
+                if done is not _PREPARED:
+                    yield waiting.pop(done), done.result()
         finally:
             for future in waiting:
                 future.cancel()                # those no worker has started
+            self._settle_prepare()             # a prepare still running is settled by a later call
 
     def submit(self, fn: Callable[..., Any], /, *args: Any, prepared: bool = False) -> Future:
+        self._check_open()
+        here = threading.get_ident() == self._owner
+        if here:
+            if prepared and self._readying is not None:
+                self._readying.join()          # what a prepared task needs, readied
+            self._settle_prepare()
+            if self._readying is None:
+                self._open_others()
         future: Future = Future()
         with self._lock:
+            pools = (self.others,) if prepared else (self.first, self.others)
+            if not here and not any(pool in self._started for pool in pools):
+                raise RuntimeError("a ProcessExecutor's workers are started from the thread that made it: "
+                                   "submit there first")
             (self._prepared if prepared else self._plain).append((future, fn, args))
-        if not self._preparing:
-            self._open_others()
         self._dispatch()
         return future
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("cannot use a ProcessExecutor after close()")
+
+    def _settle_prepare(self) -> None:
+        """Once prepare's thread has ended (here: its fork must not run beside it), take the first
+        worker's unit ahead back and open the other workers."""
+        readying = self._readying
+        if readying is None or readying.is_alive():
+            return
+        readying.join()
+        with self._lock:
+            self._free[self.first] -= self._ahead
+            self._ahead = 0
+        self._readying = None
+        self._open_others()
+
     def _open_others(self) -> None:
         with self._lock:
-            if self.others not in self._started:
+            if not self._others_open:
+                self._others_open = True
                 self._free[self.others] = self.workers - 1
 
     def _dispatch(self) -> None:
@@ -343,25 +373,41 @@ class ProcessExecutor(Executor):
                     if task[0].set_running_or_notify_cancel():    # False: cancelled while waiting
                         self._free[pool] -= 1
                         given.append((pool, task))
-        for pool, (future, fn, args) in given:
+        started = False
+        for i, (pool, (future, fn, args)) in enumerate(given):
             try:
-                pool.submit(fn, *args).add_done_callback(functools.partial(self._ended, pool, future))
+                handed = pool.submit(fn, *args)
             except RuntimeError as exc:        # the pool shut down meanwhile (closing)
                 future.set_exception(exc)
+                continue
+            except BaseException:
+                # interrupted (Ctrl-C): what was taken and not handed out ends here, its slot back
+                for other, (left_out, _, _) in given[i:]:
+                    left_out.set_exception(CancelledError())
+                    with self._lock:
+                        self._free[other] += 1
+                raise
+            handed.add_done_callback(functools.partial(self._ended, pool, future))
             if pool not in self._started:      # its processes exist now: other threads may use it
                 with self._lock:
                     self._started.add(pool)
+                started = True
+        if started:
+            self._dispatch()                   # what a task that ended meanwhile could not give it
 
     def _ended(self, pool: ProcessPoolExecutor, future: Future, task: Future) -> None:
-        with self._lock:
-            self._free[pool] += 1
-        self._dispatch()                       # the next piece first, then the news of this one
-        if task.cancelled():
-            future.set_exception(CancelledError())
-        elif task.exception() is not None:
-            future.set_exception(task.exception())
-        else:
-            future.set_result(task.result())
+        try:
+            with self._lock:
+                self._free[pool] += 1
+            self._dispatch()                   # the next piece first, then the news of this one
+        finally:
+            if not future.done():
+                if task.cancelled():
+                    future.set_exception(CancelledError())
+                elif task.exception() is not None:
+                    future.set_exception(task.exception())
+                else:
+                    future.set_result(task.result())
 
     def close(self, cancel: bool = False) -> None:
         with self._lock:

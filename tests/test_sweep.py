@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import math
 import multiprocessing
+import os
 import time
 
 import pandas as pd
@@ -320,3 +321,67 @@ def test_a_prepared_task_no_worker_has_started_can_be_cancelled_and_done_by_the_
 def test_worker_processes_are_two_or_more():
     with pytest.raises(ExecutorError, match="workers"):
         ProcessExecutor(1)
+
+
+def _slow_prepare() -> None:
+    time.sleep(0.6)
+
+
+def _quick_prepare() -> None:
+    time.sleep(0.1)
+
+
+def _unit_pid(unit) -> list[dict]:
+    time.sleep(1.0)                             # much longer than _quick_prepare
+    return [{"unit": unit.name, "pid": os.getpid()}]
+
+
+def test_a_run_left_while_prepare_runs_leaves_the_executor_usable():
+    _, units = plan(from_dict(tiny(None, replications=4)))
+    executor = ProcessExecutor(2)
+    try:
+        for _ in executor.run(units, prepare=_slow_prepare):
+            break                                   # before prepare is done
+        assert executor.submit(divmod, 7, 2, prepared=True).result(timeout=30) == (3, 1)
+        assert len(list(executor.run(units))) == len(units)
+    finally:
+        executor.close()
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="the workers inherit the patch")
+def test_few_units_are_spread_over_the_workers_even_while_prepare_runs(monkeypatch):
+    import sim.sweep as sweep
+
+    monkeypatch.setattr(sweep, "run_unit", _unit_pid)   # before any worker is forked
+    _, units = plan(from_dict(tiny(None, replications=2)))
+    executor = ProcessExecutor(3)
+    try:
+        pids = {rows[0]["pid"] for _, rows in executor.run(units, prepare=_quick_prepare)}
+    finally:
+        executor.close()
+    assert len(pids) == 2          # the second on a later worker, not held behind the first one
+
+
+def test_an_executor_refuses_what_it_cannot_do_rather_than_wait_for_ever():
+    import threading
+
+    executor = ProcessExecutor(2)
+    try:
+        refused: list[BaseException] = []
+
+        def elsewhere() -> None:
+            try:
+                executor.submit(divmod, 1, 1)       # no worker started yet: none may be forked there
+            except RuntimeError as exc:
+                refused.append(exc)
+
+        thread = threading.Thread(target=elsewhere)
+        thread.start()
+        thread.join()
+        assert refused and "thread that made it" in str(refused[0])
+    finally:
+        executor.close()
+    with pytest.raises(RuntimeError, match="after close"):
+        executor.submit(divmod, 1, 1)
+    with pytest.raises(RuntimeError, match="after close"):
+        list(executor.run([]))
