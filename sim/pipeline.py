@@ -141,16 +141,10 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
                 finished += len(unit.cells)
                 if progress:
                     progress(finished, total)
-        except BaseException as exc:
-            # never leave a folder that says "running" when nothing runs: its units are kept
-            if writer is not None:
-                with contextlib.suppress(OSError):
-                    writer.interrupted("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")
-            raise
-        try:
             results = Results.from_frames(experiment, cells, [done[u.name] for u in units])
             _report(results, writer, executor)
         except BaseException as exc:
+            # never leave a folder that says "running" when nothing runs: its units are kept
             if writer is not None:
                 with contextlib.suppress(OSError):
                     writer.interrupted("interrupted" if isinstance(exc, KeyboardInterrupt) else "failed")

@@ -127,11 +127,6 @@ class Results:
     reused: bool = False    # read back from a finished folder of the same experiment: nothing ran
 
     @classmethod
-    def from_rows(cls, experiment: Experiment, cells: list[dict[str, Any]],
-                  rows: list[dict[str, Any]]) -> Results:
-        return cls.from_frames(experiment, cells, [metrics_frame(rows)])
-
-    @classmethod
     def from_frames(cls, experiment: Experiment, cells: list[dict[str, Any]],
                     frames: list[pd.DataFrame]) -> Results:
         """The results of units' ``metrics_frame``s, in the order given (the plan's)."""
