@@ -24,7 +24,7 @@ from typing import TYPE_CHECKING
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 from . import data as shipped  # noqa: E402
-from .config import ConfigError, load_experiment  # noqa: E402
+from .config import ConfigError, load_experiment, with_overrides  # noqa: E402
 from .cost import check_cost  # noqa: E402
 from .errors import plural  # noqa: E402
 from .groups import GROUP_NAMES  # noqa: E402
@@ -397,17 +397,38 @@ def _cmd_run(args) -> int:
         return _fail(f"--seed: must be between 0 and 2**63 - 1, got {args.seed}")
     if args.workers is not None and args.workers < 1:
         return _fail(f"--workers: must be >= 1, got {args.workers}")
-    from .pipeline import run_experiment
-    from .results import ResultsError
-    from .sweep import ExecutorError
+    from .sweep import ExecutorError, begin_run
 
     out = args.out or Path("results") / experiment.experiment.name
     start = time.perf_counter()
     _stop_on_sigterm()
+    workers = _workers(args.workers)
+    begun = None
+    if workers > 1 and args.scheduler is None and not args.resume:
+        # The first worker starts on the units now, while this process imports what the results
+        # folder, pooling and the report need (pandas and the rest: none of it is the units').
+        try:
+            run_as = with_overrides(experiment, args.replications, args.seed)
+            begun = begin_run(run_as, workers)
+        except ConfigError as exc:
+            return _fail(_problems_as_flags(exc.problems, args))
+        except ExecutorError as exc:
+            return _fail(_as_flags(exc))
+        experiment, overrides = run_as, (None, None)    # the experiment begun, as it runs
+    else:
+        overrides = (args.replications, args.seed)
+    try:
+        from .pipeline import run_experiment
+        from .results import ResultsError
+    except BaseException:
+        if begun is not None:
+            begun.close(cancel=True)
+        raise
     try:
         with _ProgressBar(_plan_label(experiment, args.replications), enabled=not args.quiet) as progress:
-            results = run_experiment(experiment, args.replications, args.seed, _workers(args.workers), out,
-                                     args.scheduler, args.resume, progress, overwrite=args.overwrite)
+            results = run_experiment(experiment, *overrides, workers, out,
+                                     args.scheduler, args.resume, progress, overwrite=args.overwrite,
+                                     executor=begun)
     except ConfigError as exc:
         return _fail(_problems_as_flags(exc.problems, args))
     except (ResultsError, ExecutorError) as exc:

@@ -946,6 +946,21 @@ MAX_CELLS = 100_000
 FULL_CHECK_CELLS = 1_000
 
 
+def with_overrides(experiment: Experiment, replications: int | None = None,
+                   seed: int | None = None) -> Experiment:
+    """The experiment with its replications and root seed replaced (validated again)."""
+    update: dict[str, Any] = {}
+    if replications is not None:
+        update["replications"] = int(replications)
+    if seed is not None:
+        update["seed"] = int(seed)
+    if not update:
+        return experiment
+    data = experiment.to_dict()
+    data["experiment"].update(update)
+    return from_dict(data)
+
+
 def _check_sweep(experiment: Experiment) -> None:
     """Every swept value must make a valid experiment; every cell too, when there are not too many."""
     sweep = experiment.sweep

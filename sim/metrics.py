@@ -39,37 +39,10 @@ from .config import Comparison, Experiment
 from .crowd import footfall_profile, generator_passers_per_hour, place_shares, site_pool
 from .draws import typical
 from .groups import DEFAULT_GROUPS, ETHNICITIES, GROUP_NAMES, group_named
-from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS
+from .replicate import COUNT_METRICS, PROGRAMME_METRICS, RATE_METRICS, ratio
 
 METRIC_ORDER = (*COUNT_METRICS, *RATE_METRICS, *PROGRAMME_METRICS)
 SUMMARY_COLUMNS = ("cell", "group", "metric", "estimate", "ci_low", "ci_high", "replicates")
-
-
-def _ratio(num: float, den: float) -> float:
-    return num / den if den > 0 else float("nan")
-
-
-def unit_rows(cell: int, replicate: int, result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Tidy rows for one cell and replicate from ``simulate_replicate``'s output at one threshold."""
-    counts: dict[str, np.ndarray] = result["counts"]
-    names = result.get("groups", GROUP_NAMES)
-    rows: list[dict[str, Any]] = []
-    for gi, group in enumerate(["all", *names]):
-        def value(metric: str, gi: int = gi) -> float:
-            arr = counts[metric]
-            return float(arr.sum()) if gi == 0 else float(arr[gi - 1])
-
-        for metric in COUNT_METRICS:
-            rows.append({"cell": cell, "replicate": replicate, "group": group, "metric": metric,
-                         "value": value(metric)})
-        for metric, (num, den) in RATE_METRICS.items():
-            rows.append({"cell": cell, "replicate": replicate, "group": group, "metric": metric,
-                         "value": _ratio(value(num), value(den))})
-    for metric in PROGRAMME_METRICS:
-        if metric in result["programme"]:   # the Black/White figures: only where both groups exist
-            rows.append({"cell": cell, "replicate": replicate, "group": "all", "metric": metric,
-                         "value": float(result["programme"][metric])})
-    return rows
 
 
 def clopper_pearson(successes: int, trials: int, level: float = 0.95) -> tuple[float, float]:
@@ -105,10 +78,10 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
     a count's estimate is the mean of its finite values, a rate's the sum of its numerator over
     the sum of its denominator (a missing value counts 0), and the interval the 2.5th and 97.5th
     percentiles of the finite values. The values are laid out once as an array (cell-group x
-    metric x replicate); where a cell-group has every replicate and every value is finite (a run's
-    usual case) the means and percentiles of all its rows are taken at once, row by row as numpy
-    takes them one at a time; the others one by one. (The same numbers as a pivot per cell-group,
-    which cost ~10 ms each: seconds for a sweep's hundreds.)
+    metric x replicate); of the cell-groups with every replicate (a run's usual case), the rows
+    with the same number of finite values have their means, percentiles and rates taken at once,
+    row by row as numpy takes them one at a time; the others one by one. (The same numbers as a
+    pivot per cell-group, which cost ~10 ms each: seconds for a sweep's hundreds.)
     """
     param_cols = sorted({k for p in params for k in p})
     columns = ["cell", *param_cols, "group", "metric", "estimate", "ci_low", "ci_high", "replicates"]
@@ -137,38 +110,54 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
     has_rep[cg, rep] = True
     reps = has_rep.sum(axis=1)
     complete = reps == n_r
-    # every cell-group with every replicate: each row's mean and percentiles in one call each
     rows = values.reshape(n_cg * n_m, n_r)
-    fast = (np.repeat(complete, n_m) & present.ravel() & np.isfinite(rows).all(axis=1))
-    mean = np.full(n_cg * n_m, np.nan)
-    low = np.full(n_cg * n_m, np.nan)
-    high = np.full(n_cg * n_m, np.nan)
-    if fast.any():
-        block = rows[fast]
-        mean[fast] = np.mean(block, axis=1)
-        low[fast] = np.percentile(block, 2.5, axis=1)
-        high[fast] = np.percentile(block, 97.5, axis=1)
-    rate_of = {order[m]: (order[num], order[den]) for m, (num, den) in RATE_METRICS.items()}
-    out: list[dict[str, Any]] = []
-    for i, (cell, group) in enumerate(pairs):
-        base = {"cell": int(cell), **{c: params[int(cell)].get(c) for c in param_cols}, "group": group}
-        table = values[i] if complete[i] else values[i][:, has_rep[i]]   # (metrics, its replicates)
-        for m in np.flatnonzero(present[i]).tolist():
-            k = i * n_m + m
-            if fast[k]:
-                est, lo, hi = float(mean[k]), float(low[k]), float(high[k])
-            else:
-                vals = table[m][np.isfinite(table[m])]
-                est = float(vals.mean()) if vals.size else math.nan
-                lo, hi = ((float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))) if vals.size
-                          else (math.nan, math.nan))
-            if m in rate_of:
-                num, den = rate_of[m]
-                # a Series' sum: missing values count 0 (a metric absent altogether sums to 0)
-                est = _ratio(_series_sum(table[num]) if present[i, num] else 0.0,
-                             _series_sum(table[den]) if present[i, den] else 0.0)
-            out.append({**base, "metric": METRIC_ORDER[m], "estimate": est, "ci_low": lo, "ci_high": hi,
-                        "replicates": int(reps[i])})
+    kept = np.flatnonzero(present.ravel())          # the summary's rows, in its order
+    full = np.repeat(complete, n_m)[kept]           # of a cell-group with every replicate
+    mean = np.full(kept.size, np.nan)
+    low = np.full(kept.size, np.nan)
+    high = np.full(kept.size, np.nan)
+    # A complete cell-group's rows, by how many finite values each has (all of them, in a run's
+    # usual case): each such block's means and percentiles in one call each.
+    finite = np.isfinite(rows[kept])
+    counts = finite.sum(axis=1)
+    for c in np.unique(counts[full]).tolist():
+        if c == 0:
+            continue
+        sel = full & (counts == c)
+        block = rows[kept[sel]]
+        if c < n_r:
+            block = block[finite[sel]].reshape(-1, c)
+        mean[sel] = np.mean(block, axis=1)
+        low[sel] = np.percentile(block, 2.5, axis=1)
+        high[sel] = np.percentile(block, 97.5, axis=1)
+    # a rate's estimate: its numerator's sum over its denominator's, missing values counting 0
+    # (as a Series sums them); complete cell-groups at once, the others over their replicates
+    metric_at = kept % n_m
+    cg_at = kept // n_m
+    sums = np.where(np.isnan(values), 0.0, values).sum(axis=2)      # (cell-group, metric)
+    for m, (num, den) in ((order[m], (order[num], order[den])) for m, (num, den) in RATE_METRICS.items()):
+        at = metric_at == m
+        with np.errstate(divide="ignore", invalid="ignore"):
+            mean[at & full] = np.where(sums[cg_at[at & full], den] > 0,
+                                       sums[cg_at[at & full], num] / sums[cg_at[at & full], den], np.nan)
+    for j in np.flatnonzero(~full).tolist():        # a cell-group missing replicates: one by one
+        i, m = int(cg_at[j]), int(metric_at[j])
+        table = values[i][:, has_rep[i]]            # (metrics, its replicates)
+        vals = table[m][np.isfinite(table[m])]
+        mean[j] = float(vals.mean()) if vals.size else math.nan
+        if vals.size:
+            low[j], high[j] = float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
+        if METRIC_ORDER[m] in RATE_METRICS:
+            num, den = (order[name] for name in RATE_METRICS[METRIC_ORDER[m]])
+            mean[j] = ratio(_series_sum(table[num]) if present[i, num] else 0.0,
+                            _series_sum(table[den]) if present[i, den] else 0.0)
+    cells_at = [int(cell_of[first_k // n_groups]) for first_k in first.tolist()]
+    out: dict[str, Any] = {"cell": np.array(cells_at, dtype=np.int64)[cg_at]}
+    for c in param_cols:
+        out[c] = [params[cells_at[i]].get(c) for i in cg_at.tolist()]
+    out["group"] = [pairs[i][1] for i in cg_at.tolist()]
+    out["metric"] = [METRIC_ORDER[m] for m in metric_at.tolist()]
+    out.update(estimate=mean, ci_low=low, ci_high=high, replicates=reps[cg_at].astype(np.int64))
     return pd.DataFrame(out, columns=columns)
 
 

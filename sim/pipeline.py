@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .config import Experiment, from_dict, load_experiment
+from .config import Experiment, load_experiment, with_overrides
 from .cost import check_cost
 from .metrics import posterior_cell, summary_value
 from .posterior import posterior_comparison
@@ -31,21 +31,6 @@ from .sweep import Executor, check_executor, make_executor, plan
 
 # progress(cell-replicates done, cell-replicates in the run)
 ProgressCallback = Callable[[int, int], None]
-
-
-def with_overrides(experiment: Experiment, replications: int | None = None,
-                   seed: int | None = None) -> Experiment:
-    """The experiment with its replications and root seed replaced (validated again)."""
-    update: dict[str, Any] = {}
-    if replications is not None:
-        update["replications"] = int(replications)
-    if seed is not None:
-        update["seed"] = int(seed)
-    if not update:
-        return experiment
-    data = experiment.to_dict()
-    data["experiment"].update(update)
-    return from_dict(data)
 
 
 def _posterior_arguments(results: Results) -> tuple[int, tuple[Any, ...]] | None:
@@ -77,17 +62,20 @@ def _attach(results: Results, arguments: tuple[int, tuple[Any, ...]] | None, pen
 
 def _report(results: Results, writer: ResultsWriter | None, executor: Executor) -> None:
     """The posterior comparison, the stored tables and the report. On local workers the comparison
-    and the figures are their tasks, computed side by side while this process writes (and then
-    draws the figures no worker has started)."""
+    and the figures are their tasks, computed side by side while this process writes the tables
+    and then draws the figures no worker has started (figures do not show the comparison, so
+    this process need not wait for it first)."""
     arguments = _posterior_arguments(results)
     parallel = executor.parallel
     pending = (executor.submit(posterior_comparison, *arguments[1])
                if parallel and arguments is not None else None)
-    # on workers the figures are drawn meanwhile; here, once the tables and comparison are stored
+    # on workers the figures are drawn meanwhile; here, those none has started once the tables are stored
     figures = (PendingFigures(results, functools.partial(executor.submit, prepared=True))
                if writer is not None and parallel else None)
     if writer is not None:
         writer.write_tables(results)
+    if figures is not None:             # while a worker computes the comparison waited for next
+        figures.draw_here(until=pending.done if pending is not None else None)
     _attach(results, arguments, pending)
     if writer is not None:
         writer.write_posterior(results)
@@ -98,7 +86,7 @@ def _report(results: Results, writer: ResultsWriter | None, executor: Executor) 
 def run_experiment(experiment: Experiment, replications: int | None = None, seed: int | None = None,
                    workers: int = 1, out: str | Path | None = None, scheduler: str | None = None,
                    resume: bool = False, progress: ProgressCallback | None = None,
-                   overwrite: bool = False) -> Results:
+                   overwrite: bool = False, executor: Executor | None = None) -> Results:
     """Run every unit of an experiment and return its ``Results`` (written to ``out`` if given).
 
     With ``out``, each unit is written to ``out/parts/`` as it finishes; ``resume`` keeps the
@@ -108,20 +96,30 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
     ``sim.results.check_target``). ``progress`` is told the cell-replicates done and in total,
     first before anything runs and then after each unit.
 
+    ``executor``: workers already computing this run's units (``sim.sweep.begin_run``), used
+    instead of new ones and closed here whatever happens; given the very experiment it began
+    (overrides applied, none passed here), the run is not checked again.
+
     Raises ``ConfigError`` for a run that cannot fit (``sim.cost``), ``ExecutorError`` for bad
     workers or scheduler, ``ResultsError`` for a folder it must not touch: all before any file
     is written.
     """
-    experiment = with_overrides(experiment, replications, seed)
-    check_executor(workers, scheduler)
-    check_cost(experiment, workers=1 if scheduler else workers)
-    cells, units = plan(experiment)
-    target = check_target(out, experiment, resume, overwrite) if out is not None else None
-    if target is not None and target.action == FINISHED:
-        stored = read_results(target.out)
-        stored.reused = True
-        return stored
-    executor = make_executor(workers, scheduler)
+    begun, executor = executor, None
+    try:
+        experiment = with_overrides(experiment, replications, seed)
+        if begun is None or begun.begun_for is not experiment:    # else checked as it began
+            check_executor(workers, scheduler)
+            check_cost(experiment, workers=1 if scheduler else workers)
+        cells, units = plan(experiment)
+        target = check_target(out, experiment, resume, overwrite) if out is not None else None
+        if target is not None and target.action == FINISHED:
+            stored = read_results(target.out)
+            stored.reused = True
+            return stored
+        executor, begun = begun or make_executor(workers, scheduler), None    # closed below from here
+    finally:
+        if begun is not None:           # refused, or nothing to run: what it began is dropped
+            begun.close(cancel=True)
     cancel = True
     writer = None
     try:

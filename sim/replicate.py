@@ -15,12 +15,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields, replace
+from typing import Any
 
 import numpy as np
 
 from .config import Experiment, Review
 from .draws import resolve
-from .groups import group_names
+from .groups import GROUP_NAMES, group_names
 from .review import (
     ARREST,
     ENGAGED,
@@ -384,3 +385,31 @@ def _implied_threshold(experiment: Experiment, table: SearchTable, scaled_cells,
     r0, r1 = np.log(max(rate[i - 1], 1e-300)), np.log(max(rate[i], 1e-300))
     frac = (np.log(target) - r0) / (r1 - r0) if r1 != r0 else 0.0
     return float(grid[i - 1] + frac * (grid[i] - grid[i - 1]))
+
+
+def ratio(num: float, den: float) -> float:
+    """A rate of two counts; NaN where there is nothing to divide by."""
+    return num / den if den > 0 else float("nan")
+
+
+def unit_rows(cell: int, replicate: int, result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Tidy rows for one cell and replicate from ``simulate_replicate``'s output at one threshold."""
+    counts: dict[str, np.ndarray] = result["counts"]
+    names = result.get("groups", GROUP_NAMES)
+    rows: list[dict[str, Any]] = []
+    for gi, group in enumerate(["all", *names]):
+        def value(metric: str, gi: int = gi) -> float:
+            arr = counts[metric]
+            return float(arr.sum()) if gi == 0 else float(arr[gi - 1])
+
+        for metric in COUNT_METRICS:
+            rows.append({"cell": cell, "replicate": replicate, "group": group, "metric": metric,
+                         "value": value(metric)})
+        for metric, (num, den) in RATE_METRICS.items():
+            rows.append({"cell": cell, "replicate": replicate, "group": group, "metric": metric,
+                         "value": ratio(value(num), value(den))})
+    for metric in PROGRAMME_METRICS:
+        if metric in result["programme"]:   # the Black/White figures: only where both groups exist
+            rows.append({"cell": cell, "replicate": replicate, "group": "all", "metric": metric,
+                         "value": float(result["programme"][metric])})
+    return rows

@@ -332,13 +332,23 @@ class PendingFigures:
     def names(self) -> list[str]:
         return [job.name for job in self.jobs]
 
-    def write(self, folder: Path) -> list[str]:
-        """Draw here what no worker has started, wait for the rest, then write them all into
-        ``folder/figures``; return their names."""
+    def draw_here(self, until: Callable[[], bool] | None = None) -> None:
+        """Draw here, one by one, the figures no worker has started (while workers draw the
+        others); ``until``: stop before the next once it is true (what this process waits for
+        next is ready, and the figures left can still go to a worker or a later call)."""
         for i in reversed(self._order):     # workers take them in order: the last given first here
+            if isinstance(self._drawn[i], _Drawn):
+                continue                    # drawn here by an earlier call
+            if until is not None and until():
+                return
             if not self._drawn[i].cancel():
                 break                       # started, so every one given before it has been too
             self._drawn[i] = _Drawn(draw_figure(self.results, self.jobs[i]))
+
+    def write(self, folder: Path) -> list[str]:
+        """Draw here what no worker has started, wait for the rest, then write them all into
+        ``folder/figures``; return their names."""
+        self.draw_here()
         pngs = [self._drawn[i].result() for i in range(len(self.jobs))]
         figures = folder / "figures"
         figures.mkdir(parents=True, exist_ok=True)

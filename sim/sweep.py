@@ -38,9 +38,8 @@ from queue import Empty, SimpleQueue
 from typing import Any
 
 from .config import Experiment
-from .cost import THRESHOLD, search_groups
-from .metrics import unit_rows
-from .replicate import simulate_replicate
+from .cost import THRESHOLD, check_cost, search_groups
+from .replicate import simulate_replicate, unit_rows
 
 Rows = list[dict[str, Any]]
 
@@ -120,6 +119,12 @@ class Executor:
     """
 
     parallel = False
+    begun_for: Experiment | None = None    # the experiment ``begin_run`` checked and began
+
+    def begin(self, units: list[Unit]) -> None:
+        """Start on units that a later ``run`` will ask for (it takes them by name, and drops
+        those it does not ask for), so that they are computed while this process readies the
+        rest. Here (nothing runs in the background) there is nothing to start."""
 
     def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
@@ -265,7 +270,20 @@ class ProcessExecutor(Executor):
         self._started: set[ProcessPoolExecutor] = set()
         self._plain: deque[_Task] = deque()
         self._prepared: deque[_Task] = deque()
+        self._begun: dict[str, Future] = {}     # by unit name: started by begin, not yet run
         self._closed = False
+
+    def begin(self, units: list[Unit]) -> None:
+        self._check_open()
+        if threading.get_ident() != self._owner:
+            raise RuntimeError("a ProcessExecutor begins units from the thread that made it")
+        with self._lock:
+            for unit in units:
+                if unit.name not in self._begun:
+                    future: Future = Future()
+                    self._begun[unit.name] = future
+                    self._plain.append((future, run_unit, (unit,)))
+        self._dispatch()                       # the first worker is forked now, and starts
 
     def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
@@ -275,14 +293,23 @@ class ProcessExecutor(Executor):
         self._settle_prepare()
         ended: SimpleQueue[Any] = SimpleQueue()
         waiting: dict[Future, Unit] = {}
+        fresh: list[_Task] = []
+        with self._lock:
+            begun, self._begun = self._begun, {}
         for unit in units:
-            future: Future = Future()
-            future.add_done_callback(ended.put)
+            future = begun.pop(unit.name, None)
+            if future is None:
+                future = Future()
+                fresh.append((future, run_unit, (unit,)))
             waiting[future] = unit
+        for future in begun.values():          # begun, then not asked for: dropped
+            future.cancel()
+        for future in waiting:
+            future.add_done_callback(ended.put)   # at once for a unit begun and already done
         readying = None
         try:
             with self._lock:
-                self._plain.extend((future, run_unit, (unit,)) for future, unit in waiting.items())
+                self._plain.extend(fresh)
             if prepare is not None and self._readying is None and not self._others_open:
                 readying = threading.Thread(target=_then_post, args=(prepare, ended),
                                             name="lfrsim-prepare", daemon=True)
@@ -411,10 +438,13 @@ class ProcessExecutor(Executor):
 
     def close(self, cancel: bool = False) -> None:
         with self._lock:
+            if self._closed:
+                return
             self._closed = True
             dropped = [task[0] for task in (*self._plain, *self._prepared)]
             self._plain.clear()
             self._prepared.clear()
+            self._begun.clear()
         for future in dropped:
             future.cancel()
         for pool in (self.first, self.others):
@@ -513,6 +543,24 @@ def check_executor(workers: int = 1, scheduler: str | None = None) -> None:
         scheduler_endpoint(scheduler)
     elif workers < 1:
         raise ExecutorError("workers", f"must be >= 1, got {workers}")
+
+
+def begin_run(experiment: Experiment, workers: int) -> Executor:
+    """Local workers already computing an experiment's units, for ``sim.pipeline.run_experiment``
+    to take over (its ``executor``): refused first as that run would be (workers, cost), then
+    the first worker is started on the units while this process readies the rest (the results
+    folder, and the imports pooling and the report need, which the units do not). For a run
+    that will compute every unit (not one resumed) on local workers (``workers`` >= 2)."""
+    check_executor(workers)
+    check_cost(experiment, workers=workers)
+    executor = make_executor(workers)
+    try:
+        executor.begin(plan(experiment)[1])
+    except BaseException:
+        executor.close(cancel=True)
+        raise
+    executor.begun_for = experiment
+    return executor
 
 
 def make_executor(workers: int = 1, scheduler: str | None = None) -> Executor:

@@ -20,9 +20,8 @@ from hypothesis import strategies as st
 from sim.cli import main
 from sim.config import PasserGroup, ScoreParameters, from_dict, load_experiment
 from sim.groups import DEFAULT_GROUPS, GROUP_NAMES, group_shares
-from sim.metrics import unit_rows
 from sim.pipeline import run_experiment
-from sim.replicate import COUNT_METRICS, simulate_replicate
+from sim.replicate import COUNT_METRICS, simulate_replicate, unit_rows
 from sim.results import differences, read_results
 from sim.scores import score_model
 from sim.sweep import plan, run_unit

@@ -10,8 +10,7 @@ from scipy import stats
 from sim.config import from_dict
 from sim.crowd import realise_programme, watchlist_group_shares
 from sim.groups import ETHNICITIES, default_groups
-from sim.metrics import unit_rows
-from sim.replicate import COUNT_METRICS, simulate_replicate
+from sim.replicate import COUNT_METRICS, simulate_replicate, unit_rows
 from sim.scores import score_model, to_latent
 from sim.search import build_search_table
 from sim.seeds import stream

@@ -178,6 +178,30 @@ def test_figures_no_worker_has_started_are_drawn_here_to_the_same_bytes(none_fal
                 == (tmp_path / "here_instead" / "figures" / name).read_bytes())
 
 
+def test_drawing_here_stops_when_told_and_a_later_call_draws_the_rest(none_false, tmp_path):
+    from concurrent.futures import Future
+
+    from sim.report import PendingFigures, draw_figures
+
+    _, results = none_false
+    given: list[Future] = []
+
+    def submit(fn, *args):                  # workers that never start anything
+        given.append(Future())
+        return given[-1]
+
+    pending = PendingFigures(results, submit)
+    calls = []
+    pending.draw_here(until=lambda: calls.append(1) or len(calls) > 1)    # one figure, then stop
+    assert sum(f.cancelled() for f in given) == 1 == len(calls) - 1
+    names = pending.write(tmp_path / "later")
+    assert all(f.cancelled() for f in given)
+    assert draw_figures(tmp_path / "here", results) == names
+    for name in names:
+        assert ((tmp_path / "here" / "figures" / name).read_bytes()
+                == (tmp_path / "later" / "figures" / name).read_bytes())
+
+
 def test_a_figure_is_the_same_bytes_whatever_style_the_process_has_set(none_false):
     import matplotlib
 

@@ -385,3 +385,68 @@ def test_an_executor_refuses_what_it_cannot_do_rather_than_wait_for_ever():
         executor.submit(divmod, 1, 1)
     with pytest.raises(RuntimeError, match="after close"):
         list(executor.run([]))
+
+
+# -- units begun before the run asks for them ----------------------------------------------------
+
+def test_units_begun_early_are_taken_by_name_and_give_the_serial_rows():
+    _, units = plan(from_dict(tiny(GRID)))
+    serial = rows_by_unit(SerialExecutor(), units)
+    executor = ProcessExecutor(2)
+    executor.begin(units[:3])
+    # the run asks for most of them again (as fresh, equal Units) and for others never begun
+    asked = plan(from_dict(tiny(GRID)))[1][1:]
+    got = rows_by_unit(executor, asked)
+    assert sorted(got) == sorted(u.name for u in asked)
+    for name, rows in got.items():
+        pd.testing.assert_frame_equal(pd.DataFrame(rows), pd.DataFrame(serial[name]))
+
+
+def test_a_unit_begun_and_not_asked_for_is_dropped():
+    _, units = plan(from_dict(tiny(None, replications=4)))
+    executor = ProcessExecutor(2)
+    try:
+        executor.begin(units)
+        assert [u.name for u, _ in executor.run(units[:1])] == [units[0].name]
+        assert not executor._begun
+        # a later run computes what it asks for, whatever was begun before
+        assert sorted(u.name for u, _ in executor.run(units[2:])) == sorted(u.name for u in units[2:])
+    finally:
+        executor.close()
+
+
+def test_begin_run_refuses_what_the_run_would_refuse_before_starting_anything():
+    from sim.sweep import begin_run
+
+    with pytest.raises(ExecutorError, match="workers"):
+        begin_run(from_dict(tiny(None)), 0)
+    huge = from_dict(tiny(None, replications=1, watchlist={"size": 2000},
+                          programme={"generator": {"weeks": 52, "deployments_per_week": 7,
+                                                   "duration_hours": 24.0,
+                                                   "footfall_per_hour": 10_000_000.0}},
+                          matcher={"threshold": 0.0, "score_floor": 0.0}))
+    with pytest.raises(ConfigError):
+        begin_run(huge, 2)
+
+
+def test_a_run_given_begun_workers_gives_the_serial_metrics_and_closes_them(tmp_path):
+    from sim.results import ResultsError
+    from sim.sweep import begin_run
+
+    experiment = from_dict(tiny(GRID))
+    serial = run_experiment(experiment).metrics
+    begun = begin_run(experiment, 2)
+    early = run_experiment(experiment, workers=2, out=tmp_path / "a", executor=begun)
+    pd.testing.assert_frame_equal(serial, early.metrics)
+    assert begun._closed
+    # a finished folder is read back: what was begun for it is dropped, and closed
+    again = begin_run(experiment, 2)
+    assert run_experiment(experiment, workers=2, out=tmp_path / "a", executor=again).reused
+    assert again._closed
+    # a folder the run must not touch: refused, and what was begun is closed too
+    (tmp_path / "b").mkdir()
+    (tmp_path / "b" / "mine.txt").write_text("a user's file")
+    refused = begin_run(experiment, 2)
+    with pytest.raises(ResultsError):
+        run_experiment(experiment, workers=2, out=tmp_path / "b", executor=refused)
+    assert refused._closed and (tmp_path / "b" / "mine.txt").read_text() == "a user's file"
