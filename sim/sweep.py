@@ -233,6 +233,12 @@ _Task = tuple[Future, Callable[..., Any], tuple[Any, ...]]   # (its future here,
 _PREPARED = object()            # what the thread running ``prepare`` posts when it is done
 
 
+# Units the first worker holds ahead while this process imports: a unit handed back waits for
+# this process's threads to give the next (each step waits for the interpreter lock the imports
+# hold), which took longer than one unit of the threshold sweep (~0.1 s) with one held.
+HELD_AHEAD = 2
+
+
 class ProcessExecutor(Executor):
     """Local worker processes; Ctrl-C stops the parent, which stops the workers.
 
@@ -265,7 +271,7 @@ class ProcessExecutor(Executor):
         self._lock = threading.Lock()       # never held while a pool is called
         self._free = {self.first: 1, self.others: 0}      # the others open once prepare is done
         self._others_open = False
-        self._ahead = 0                     # the first worker's unit held ahead while prepare runs
+        self._ahead = 0                     # the first worker's unit held ahead until the others open
         self._readying: threading.Thread | None = None    # prepare's thread, until it is settled
         self._started: set[ProcessPoolExecutor] = set()
         self._plain: deque[_Task] = deque()
@@ -283,6 +289,7 @@ class ProcessExecutor(Executor):
                     future: Future = Future()
                     self._begun[unit.name] = future
                     self._plain.append((future, run_unit, (unit,)))
+            self._hold_ahead(len(self._begun))  # this process is busy importing from here on
         self._dispatch()                       # the first worker is forked now, and starts
 
     def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
@@ -314,13 +321,8 @@ class ProcessExecutor(Executor):
                 readying = threading.Thread(target=_then_post, args=(prepare, ended),
                                             name="lfrsim-prepare", daemon=True)
                 self._readying = readying
-                if len(units) >= 2 * self.workers:
-                    # While prepare runs, this process answers slowly (its thread holds the
-                    # interpreter), so the first worker holds its next unit ahead until then
-                    # (not with few units: one held behind another would wait there, not move).
-                    with self._lock:
-                        self._ahead = 1
-                        self._free[self.first] += 1
+                with self._lock:
+                    self._hold_ahead(len(units))
             elif self._readying is None:
                 self._open_others()
             self._dispatch()                   # the first worker starts before prepare does
@@ -365,24 +367,33 @@ class ProcessExecutor(Executor):
         if self._closed:
             raise RuntimeError("cannot use a ProcessExecutor after close()")
 
+    def _hold_ahead(self, units: int) -> None:
+        """While this process is busy (importing what follows the units: its threads then hold
+        the interpreter, and a worker that hands back a unit waits for the pool's thread to give
+        it the next), the first worker holds its next unit ahead, until the others are opened.
+        Not with few units: one held behind another would wait there, not move. Under the lock."""
+        if not self._others_open and not self._ahead and units >= (1 + HELD_AHEAD) * self.workers:
+            self._ahead = HELD_AHEAD
+            self._free[self.first] += HELD_AHEAD
+
     def _settle_prepare(self) -> None:
-        """Once prepare's thread has ended (here: its fork must not run beside it), take the first
-        worker's unit ahead back and open the other workers."""
+        """Once prepare's thread has ended (here: its fork must not run beside it), open the other
+        workers."""
         readying = self._readying
         if readying is None or readying.is_alive():
             return
         readying.join()
-        with self._lock:
-            self._free[self.first] -= self._ahead
-            self._ahead = 0
         self._readying = None
         self._open_others()
 
     def _open_others(self) -> None:
+        """Open the other workers; the first worker's unit ahead is given back."""
         with self._lock:
             if not self._others_open:
                 self._others_open = True
                 self._free[self.others] = self.workers - 1
+                self._free[self.first] -= self._ahead
+                self._ahead = 0
 
     def _dispatch(self) -> None:
         """Give waiting work to idle workers: prepared tasks to the others, the rest to any."""
