@@ -404,7 +404,8 @@ def _cmd_run(args) -> int:
     _stop_on_sigterm()
     workers = _workers(args.workers)
     begun = None
-    if workers > 1 and args.scheduler is None and not args.resume:
+    # (not where --out holds something: a finished run of it is read back, anything else refused)
+    if workers > 1 and args.scheduler is None and not args.resume and (args.overwrite or not out.exists()):
         # The first worker starts on the units now, while this process imports what the results
         # folder, pooling and the report need (pandas and the rest: none of it is the units').
         try:
@@ -425,17 +426,24 @@ def _cmd_run(args) -> int:
             begun.close(cancel=True)
         raise
     try:
-        with _ProgressBar(_plan_label(experiment, args.replications), enabled=not args.quiet) as progress:
-            results = run_experiment(experiment, *overrides, workers, out,
-                                     args.scheduler, args.resume, progress, overwrite=args.overwrite,
-                                     executor=begun)
+        try:
+            with _ProgressBar(_plan_label(experiment, args.replications), enabled=not args.quiet) as progress:
+                results = run_experiment(experiment, *overrides, workers, out,
+                                         args.scheduler, args.resume, progress, overwrite=args.overwrite,
+                                         executor=begun)
+        finally:
+            if begun is not None:       # closed by the run once it has it: only the bar's failing leaves it
+                begun.close(cancel=True)
     except ConfigError as exc:
         return _fail(_problems_as_flags(exc.problems, args))
     except (ResultsError, ExecutorError) as exc:
         return _fail(_as_flags(exc))
     except KeyboardInterrupt:
-        print(f"\ninterrupted: finished units are kept in {out}; continue with: {_resume_command(args, out)}",
-              file=sys.stderr)
+        if out.is_dir():
+            print(f"\ninterrupted: finished units are kept in {out}; continue with: "
+                  f"{_resume_command(args, out)}", file=sys.stderr)
+        else:
+            print("\ninterrupted before anything was written", file=sys.stderr)
         return _interrupted()
     except MemoryError:
         kept = f"finished units are kept in {out}; " if out.is_dir() else ""

@@ -96,9 +96,10 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
     ``sim.results.check_target``). ``progress`` is told the cell-replicates done and in total,
     first before anything runs and then after each unit.
 
-    ``executor``: workers already computing this run's units (``sim.sweep.begin_run``), used
-    instead of new ones and closed here whatever happens; given the very experiment it began
-    (overrides applied, none passed here), the run is not checked again.
+    ``executor``: workers already computing this run's units (``sim.sweep.begin_run``), closed
+    here whatever happens. Used instead of new ones (with its own workers) only for the very
+    experiment it began, overrides applied and none passed here: the run is then not checked
+    again. For any other it is closed at once and the run starts its own.
 
     Raises ``ConfigError`` for a run that cannot fit (``sim.cost``), ``ExecutorError`` for bad
     workers or scheduler, ``ResultsError`` for a folder it must not touch: all before any file
@@ -107,7 +108,10 @@ def run_experiment(experiment: Experiment, replications: int | None = None, seed
     begun, executor = executor, None
     try:
         experiment = with_overrides(experiment, replications, seed)
-        if begun is None or begun.begun_for is not experiment:    # else checked as it began
+        if begun is not None and begun.begun_for is not experiment:
+            begun.close(cancel=True)    # begun for another experiment (or other overrides)
+            begun = None
+        if begun is None:               # else checked as it began
             check_executor(workers, scheduler)
             check_cost(experiment, workers=1 if scheduler else workers)
         cells, units = plan(experiment)

@@ -24,6 +24,7 @@ computes; it never touches files (``sim.results`` does, and ``sim.pipeline`` joi
 from __future__ import annotations
 
 import functools
+import multiprocessing.connection
 import os
 import re
 import signal
@@ -276,7 +277,7 @@ class ProcessExecutor(Executor):
         self._started: set[ProcessPoolExecutor] = set()
         self._plain: deque[_Task] = deque()
         self._prepared: deque[_Task] = deque()
-        self._begun: dict[str, Future] = {}     # by unit name: started by begin, not yet run
+        self._begun: dict[str, tuple[Unit, Future]] = {}   # started by begin, not yet run: by name
         self._closed = False
 
     def begin(self, units: list[Unit]) -> None:
@@ -287,7 +288,7 @@ class ProcessExecutor(Executor):
             for unit in units:
                 if unit.name not in self._begun:
                     future: Future = Future()
-                    self._begun[unit.name] = future
+                    self._begun[unit.name] = (unit, future)
                     self._plain.append((future, run_unit, (unit,)))
             self._hold_ahead(len(self._begun))  # this process is busy importing from here on
         self._dispatch()                       # the first worker is forked now, and starts
@@ -304,13 +305,15 @@ class ProcessExecutor(Executor):
         with self._lock:
             begun, self._begun = self._begun, {}
         for unit in units:
-            future = begun.pop(unit.name, None)
-            if future is None:
+            began, future = begun.get(unit.name, (None, None))
+            if future is not None and began == unit:    # the same unit (its seed, its config)
+                del begun[unit.name]
+            else:
                 future = Future()
                 fresh.append((future, run_unit, (unit,)))
             waiting[future] = unit
-        for future in begun.values():          # begun, then not asked for: dropped
-            future.cancel()
+        for _, future in begun.values():       # begun, then not asked for: dropped (one a worker
+            future.cancel()                    # has started runs on, its rows unused)
         for future in waiting:
             future.add_done_callback(ended.put)   # at once for a unit begun and already done
         readying = None
@@ -458,12 +461,24 @@ class ProcessExecutor(Executor):
             self._begun.clear()
         for future in dropped:
             future.cancel()
-        for pool in (self.first, self.others):
-            if cancel:
-                # Units still running would only be thrown away: stop their processes now rather
-                # than wait for them. (ProcessPoolExecutor offers no public way before Python 3.14.)
-                for process in list((getattr(pool, "_processes", None) or {}).values()):
-                    process.terminate()
+        pools = (self.first, self.others)
+        if cancel:
+            # Units still running would only be thrown away: stop their processes now rather than
+            # wait for them. (ProcessPoolExecutor offers no public way before Python 3.14.)
+            processes = [p for pool in pools for p in (getattr(pool, "_processes", None) or {}).values()]
+            for process in processes:
+                process.terminate()
+            multiprocessing.connection.wait([p.sentinel for p in processes], timeout=10.0)
+            # A worker stopped while it wrote a unit's rows back leaves part of them in the pipe,
+            # and its pool's thread waiting for the rest for ever. With every worker gone (each
+            # held a copy of the pipe's writing end, this pool's or, forked later, the other's),
+            # this process's copy is the last: closing it ends that wait (nothing here writes on
+            # it; the pool's thread is woken by a pipe of its own).
+            for pool in pools:
+                queue = getattr(pool, "_result_queue", None)
+                if queue is not None:
+                    queue._writer.close()
+        for pool in pools:
             pool.shutdown(wait=True, cancel_futures=True)
 
 

@@ -387,3 +387,25 @@ def test_the_headline_fits_eighty_columns_without_cutting_a_number(tiny_file, ca
     table = [line for line in out.splitlines() if line.startswith((" all", " F ", " M "))]
     assert len(table) == 11 and not any("…" in line for line in table)
     assert "F Black" in out and "F/M: female/male passers" in out
+
+
+def test_workers_begun_before_the_run_are_stopped_if_it_never_starts(tiny_file, tmp_path, monkeypatch,
+                                                                      capsys):
+    import sim.sweep as sweep
+
+    begun = []
+
+    def recording(experiment, workers):
+        begun.append(real(experiment, workers))
+        return begun[-1]
+
+    def interrupted(self, *args, **kwargs):
+        raise KeyboardInterrupt          # Ctrl-C while the progress bar starts
+
+    real = sweep.begin_run
+    monkeypatch.setattr(sweep, "begin_run", recording)
+    monkeypatch.setattr(_ProgressBar, "__init__", interrupted)
+    out = tmp_path / "never"
+    assert main(["run", str(tiny_file), "--out", str(out), "--workers", "2"]) == 130
+    assert len(begun) == 1 and begun[0]._closed
+    assert not out.exists() and "interrupted before anything was written" in capsys.readouterr().err

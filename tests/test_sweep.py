@@ -450,3 +450,48 @@ def test_a_run_given_begun_workers_gives_the_serial_metrics_and_closes_them(tmp_
     with pytest.raises(ResultsError):
         run_experiment(experiment, workers=2, out=tmp_path / "b", executor=refused)
     assert refused._closed and (tmp_path / "b" / "mine.txt").read_text() == "a user's file"
+
+
+def test_workers_begun_for_another_experiment_are_not_used_for_this_one():
+    from sim.sweep import begin_run
+
+    experiment = from_dict(tiny(GRID))
+    begun = begin_run(experiment, 2)
+    # the same file, another seed: units of the same names, other numbers
+    reseeded = run_experiment(experiment, seed=12345, workers=2, executor=begun)
+    assert begun._closed
+    pd.testing.assert_frame_equal(reseeded.metrics, run_experiment(experiment, seed=12345).metrics)
+
+
+def test_a_begun_unit_is_taken_only_if_it_is_the_same_unit():
+    experiment = from_dict(tiny(None, replications=2))
+    _, units = plan(experiment)
+    _, other = plan(from_dict(tiny(None, replications=2, experiment={"seed": 6})))
+    assert [u.name for u in units] == [u.name for u in other]
+    executor = ProcessExecutor(2)
+    executor.begin(units)
+    got = rows_by_unit(executor, other)
+    for unit in other:
+        pd.testing.assert_frame_equal(pd.DataFrame(got[unit.name]), pd.DataFrame(run_unit(unit)))
+
+
+def _big_rows(unit) -> list[dict]:
+    return [{"unit": unit.name, "blob": b"x" * (64 * 2**20)}]    # long to write back
+
+
+@pytest.mark.skipif(multiprocessing.get_start_method() != "fork", reason="the workers inherit the patch")
+def test_stopping_workers_while_they_write_rows_back_does_not_hang(monkeypatch):
+    import threading
+
+    import sim.sweep as sweep
+
+    monkeypatch.setattr(sweep, "run_unit", _big_rows)        # before any worker is forked
+    _, units = plan(from_dict(tiny(None, replications=40)))
+    for attempt in range(3):                                   # each stop lands somewhere else
+        executor = ProcessExecutor(2)
+        executor.begin(units)
+        time.sleep(0.15 + 0.1 * attempt)                      # mostly writing 64 MB back by now
+        closing = threading.Thread(target=executor.close, kwargs={"cancel": True}, daemon=True)
+        closing.start()
+        closing.join(timeout=30)
+        assert not closing.is_alive(), "close(cancel=True) waits for ever"
