@@ -334,7 +334,10 @@ class ProcessExecutor(Executor):
             left = len(units)
             while left or (readying is not None and self._readying is readying):
                 done = _next(ended)
-                if done is not _PREPARED:
+                if done is _PREPARED:
+                    assert readying is not None
+                    readying.join()            # it posts just before it ends: settled below, surely
+                else:
                     left -= 1
                 # A failed prepare loses only the head start: the imports the report makes for
                 # itself raise it where it matters.

@@ -495,3 +495,37 @@ def test_stopping_workers_while_they_write_rows_back_does_not_hang(monkeypatch):
         closing.start()
         closing.join(timeout=30)
         assert not closing.is_alive(), "close(cancel=True) waits for ever"
+
+
+def test_a_run_whose_units_end_before_prepare_ends_returns():
+    import threading
+
+    import sim.sweep as sweep
+
+    def post_then_linger(fn, ended):             # prepare's thread, alive a while after it posts
+        try:
+            fn()
+        finally:
+            ended.put(sweep._PREPARED)
+            time.sleep(0.5)
+
+    _, units = plan(from_dict(tiny(None, replications=1)))
+    got: list = []
+
+    def run_there() -> None:
+        executor = ProcessExecutor(2)
+        try:
+            got.extend(executor.run(units, prepare=_quick_prepare))
+        finally:
+            executor.close()
+
+    original = sweep._then_post
+    sweep._then_post = post_then_linger
+    try:
+        thread = threading.Thread(target=run_there, daemon=True)
+        thread.start()
+        thread.join(timeout=60)
+    finally:
+        sweep._then_post = original
+    assert not thread.is_alive(), "run waits for ever once prepare has posted"
+    assert [u.name for u, _ in got] == [units[0].name]
