@@ -65,6 +65,7 @@ TARGETS = {
     "cli_threshold_sweep_speedup_2_workers": (1.6, "min"),
     "import_sim_wall_seconds": (0.2, "max"),
     "cli_validate_wall_seconds": (0.2, "max"),
+    "figures_headline_wall_seconds_2_workers": (0.3, "max"),
 }
 
 
@@ -504,6 +505,47 @@ def sweep_workers(repeat: int) -> dict:
 # -- driver ------------------------------------------------------------------------------------
 
 
+def figures(repeat: int) -> dict:
+    """The headline's report figures, drawn from its committed results folder (a figure is drawn
+    from the summary: its cost does not depend on the replicates), with matplotlib imported and
+    each figure drawn once before (fonts and caches loaded, as for a run's later figures).
+
+    In this process, one after another: CPU seconds, each figure's best of ``repeat``, summed. As
+    ``lfrsim run`` draws them on two local workers: the later worker (forked after matplotlib's
+    import, before the clock starts) and this process side by side, ``report.PendingFigures``
+    given the executor's ``submit`` and written into a fresh folder each round; wall seconds from
+    handing them out to the last PNG written, best of ``repeat``.
+    """
+    import functools
+
+    from sim.report import PendingFigures, draw_figure, figure_jobs, ready_to_draw
+    from sim.results import read_results
+    from sim.sweep import ProcessExecutor
+
+    results = read_results(ROOT / "results" / "met_2025_headline")
+    ready_to_draw()
+    jobs = figure_jobs(results)
+    for job in jobs:
+        draw_figure(results, job)
+    each = {job.name: timed(lambda job=job: draw_figure(results, job), repeat)[0] for job in jobs}
+    executor = ProcessExecutor(2)
+    submit = functools.partial(executor.submit, prepared=True)
+    walls = []
+    try:
+        submit(int).result()                                    # the later worker is started
+        with tempfile.TemporaryDirectory() as tmp:
+            for i in range(repeat):
+                start = time.perf_counter()
+                PendingFigures(results, submit).write(Path(tmp) / str(i))
+                walls.append(time.perf_counter() - start)
+    finally:
+        executor.close()
+    return {"figures_headline": len(jobs), "figures_headline_cpu_seconds": sum(each.values()),
+            "figures_headline_cpu_seconds_each": each,
+            "figures_headline_wall_seconds_2_workers": min(walls),
+            "figures_headline_wall_seconds_2_workers_median": statistics.median(walls)}
+
+
 def _git(*args: str) -> str:
     try:
         return subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True).stdout.strip()
@@ -538,6 +580,7 @@ def measure(quick: bool, log: Callable[[str], None]) -> dict:
         ("threshold sweep", lambda: sweep(experiment, 2 if quick else 5)),
         ("end to end, headline", lambda: end_to_end(experiment, 3 if quick else repeat)),
         ("threshold sweep's units on 1 and 2 workers", lambda: sweep_workers(2 if quick else 3)),
+        ("the headline's figures", lambda: figures(2 if quick else 5)),
     ]
     if not quick:
         steps += [("10^8 faces, peak RSS", lambda: peak_rss(1e8)),
@@ -621,6 +664,9 @@ def table_rows(results: dict) -> list[tuple[str, str, str, str, str]]:
          "threshold_sweep, 1 worker / 2 workers at best (all but the imports halved), wall"),
         ("cli_run_imports_wall_seconds", "lfrsim run's imports alone (sim.cli, sim.pipeline), wall s"),
         ("sweep_units_speedup_2_workers", "threshold_sweep's units alone, 1 worker / 2 workers, wall"),
+        ("figures_headline_cpu_seconds", "headline's figures, one process, CPU s (matplotlib imported)"),
+        ("figures_headline_wall_seconds_2_workers",
+         "headline's figures as the command draws them on 2 workers, wall s"),
     ]
     rows = []
     for key, label in labels:
