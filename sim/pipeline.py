@@ -63,8 +63,8 @@ def _attach(results: Results, arguments: tuple[int, tuple[Any, ...]] | None, pen
 def _report(results: Results, writer: ResultsWriter | None, executor: Executor) -> None:
     """The posterior comparison, the stored tables and the report. On local workers the comparison
     and the figures are their tasks, computed side by side while this process writes the tables
-    and then draws the figures no worker has started (figures do not show the comparison, so
-    this process need not wait for it first)."""
+    and draws the figures no worker has started until the comparison is back (figures do not
+    show it), then writes the summary and draws whatever figure is still left."""
     arguments = _posterior_arguments(results)
     parallel = executor.parallel
     pending = (executor.submit(posterior_comparison, *arguments[1])

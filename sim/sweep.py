@@ -123,9 +123,9 @@ class Executor:
     begun_for: Experiment | None = None    # the experiment ``begin_run`` checked and began
 
     def begin(self, units: list[Unit]) -> None:
-        """Start on units that a later ``run`` will ask for (it takes them by name, and drops
-        those it does not ask for), so that they are computed while this process readies the
-        rest. Here (nothing runs in the background) there is nothing to start."""
+        """Start on units that a later ``run`` will ask for (it takes those it asks for again, the
+        same units, and drops the others), so that they are computed while this process readies
+        the rest. Here (nothing runs in the background) there is nothing to start."""
 
     def run(self, units: list[Unit], prepare: Callable[[], Any] | None = None
             ) -> Iterator[tuple[Unit, Rows]]:
@@ -272,7 +272,7 @@ class ProcessExecutor(Executor):
         self._lock = threading.Lock()       # never held while a pool is called
         self._free = {self.first: 1, self.others: 0}      # the others open once prepare is done
         self._others_open = False
-        self._ahead = 0                     # the first worker's unit held ahead until the others open
+        self._ahead = 0                     # units the first worker holds ahead until the others open
         self._readying: threading.Thread | None = None    # prepare's thread, until it is settled
         self._started: set[ProcessPoolExecutor] = set()
         self._plain: deque[_Task] = deque()
@@ -376,8 +376,9 @@ class ProcessExecutor(Executor):
     def _hold_ahead(self, units: int) -> None:
         """While this process is busy (importing what follows the units: its threads then hold
         the interpreter, and a worker that hands back a unit waits for the pool's thread to give
-        it the next), the first worker holds its next unit ahead, until the others are opened.
-        Not with few units: one held behind another would wait there, not move. Under the lock."""
+        it the next), the first worker holds ``HELD_AHEAD`` units ahead, until the others are
+        opened. Not with few units: one held behind another would wait there, not move while
+        later workers idle. Under the lock."""
         if not self._others_open and not self._ahead and units >= (1 + HELD_AHEAD) * self.workers:
             self._ahead = HELD_AHEAD
             self._free[self.first] += HELD_AHEAD
