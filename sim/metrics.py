@@ -134,12 +134,13 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
     # (as a Series sums them); complete cell-groups at once, the others over their replicates
     metric_at = kept % n_m
     cg_at = kept // n_m
+    rate_of = {order[m]: (order[num], order[den]) for m, (num, den) in RATE_METRICS.items()}
     sums = np.where(np.isnan(values), 0.0, values).sum(axis=2)      # (cell-group, metric)
-    for m, (num, den) in ((order[m], (order[num], order[den])) for m, (num, den) in RATE_METRICS.items()):
-        at = metric_at == m
-        with np.errstate(divide="ignore", invalid="ignore"):
-            mean[at & full] = np.where(sums[cg_at[at & full], den] > 0,
-                                       sums[cg_at[at & full], num] / sums[cg_at[at & full], den], np.nan)
+    for m, (num, den) in rate_of.items():
+        sel = (metric_at == m) & full
+        at = cg_at[sel]
+        with np.errstate(divide="ignore", invalid="ignore"):   # ``ratio``, row by row
+            mean[sel] = np.where(sums[at, den] > 0, sums[at, num] / sums[at, den], np.nan)
     for j in np.flatnonzero(~full).tolist():        # a cell-group missing replicates: one by one
         i, m = int(cg_at[j]), int(metric_at[j])
         table = values[i][:, has_rep[i]]            # (metrics, its replicates)
@@ -147,8 +148,8 @@ def summarise(metrics: pd.DataFrame, params: list[dict[str, Any]]) -> pd.DataFra
         mean[j] = float(vals.mean()) if vals.size else math.nan
         if vals.size:
             low[j], high[j] = float(np.percentile(vals, 2.5)), float(np.percentile(vals, 97.5))
-        if METRIC_ORDER[m] in RATE_METRICS:
-            num, den = (order[name] for name in RATE_METRICS[METRIC_ORDER[m]])
+        if m in rate_of:
+            num, den = rate_of[m]
             mean[j] = ratio(_series_sum(table[num]) if present[i, num] else 0.0,
                             _series_sum(table[den]) if present[i, den] else 0.0)
     cells_at = [int(cell_of[first_k // n_groups]) for first_k in first.tolist()]

@@ -158,48 +158,50 @@ def test_figures_drawn_by_worker_processes_are_the_bytes_drawn_here(none_false, 
         assert drawn_here == (tmp_path / "there" / "figures" / name).read_bytes()
 
 
-def test_figures_no_worker_has_started_are_drawn_here_to_the_same_bytes(none_false, tmp_path):
+def _workers_that_never_start():
+    """A ``submit`` whose tasks no worker ever starts, and the futures it has given."""
     from concurrent.futures import Future
 
-    from sim.report import PendingFigures, draw_figures
-
-    _, results = none_false
     given: list[Future] = []
 
-    def submit(fn, *args):                  # workers that never start anything
+    def submit(fn, *args):
         given.append(Future())
         return given[-1]
 
-    names = PendingFigures(results, submit).write(tmp_path / "here_instead")
-    assert len(given) == len(names) >= 3 and all(f.cancelled() for f in given)
+    return given, submit
+
+
+def _assert_the_bytes_drawn_here(results, tmp_path, names: list[str], folder: str) -> None:
+    from sim.report import draw_figures
+
     assert draw_figures(tmp_path / "here", results) == names
     for name in names:
         assert ((tmp_path / "here" / "figures" / name).read_bytes()
-                == (tmp_path / "here_instead" / "figures" / name).read_bytes())
+                == (tmp_path / folder / "figures" / name).read_bytes())
+
+
+def test_figures_no_worker_has_started_are_drawn_here_to_the_same_bytes(none_false, tmp_path):
+    from sim.report import PendingFigures
+
+    _, results = none_false
+    given, submit = _workers_that_never_start()
+    names = PendingFigures(results, submit).write(tmp_path / "here_instead")
+    assert len(given) == len(names) >= 3 and all(f.cancelled() for f in given)
+    _assert_the_bytes_drawn_here(results, tmp_path, names, "here_instead")
 
 
 def test_drawing_here_stops_when_told_and_a_later_call_draws_the_rest(none_false, tmp_path):
-    from concurrent.futures import Future
-
-    from sim.report import PendingFigures, draw_figures
+    from sim.report import PendingFigures
 
     _, results = none_false
-    given: list[Future] = []
-
-    def submit(fn, *args):                  # workers that never start anything
-        given.append(Future())
-        return given[-1]
-
+    given, submit = _workers_that_never_start()
     pending = PendingFigures(results, submit)
     calls = []
     pending.draw_here(until=lambda: calls.append(1) or len(calls) > 1)    # one figure, then stop
     assert sum(f.cancelled() for f in given) == 1 == len(calls) - 1
     names = pending.write(tmp_path / "later")
     assert all(f.cancelled() for f in given)
-    assert draw_figures(tmp_path / "here", results) == names
-    for name in names:
-        assert ((tmp_path / "here" / "figures" / name).read_bytes()
-                == (tmp_path / "later" / "figures" / name).read_bytes())
+    _assert_the_bytes_drawn_here(results, tmp_path, names, "later")
 
 
 def test_a_figure_is_the_same_bytes_whatever_style_the_process_has_set(none_false):
